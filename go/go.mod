@@ -1,0 +1,3 @@
+module rewritelab
+
+go 1.22
