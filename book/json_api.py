@@ -1,0 +1,359 @@
+"""The PHP-FPM chapter's bench: the legacy JSON API against fastjson-api.
+
+Both serve GET /json (TechEmpower's JSON test) and POST /statuses (a batch
+of statuses shaped like data/twitter.json, answered with a summary). This
+module builds and starts each as production runs it, checks that both give
+the answer the bench computes itself, and measures them on the same cores
+with the same load.
+"""
+
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from book import claims, load, machine, memory, modes, paths, results, toolchain, verify
+from book.servers import Server, free_port
+
+CHAPTER = "php_fpm"
+STATUSES_PATH = "/statuses"
+JSON_PATH = "/json"
+BODY_LIMIT_BYTES = 2 * 1024 * 1024  # both services refuse larger bodies (413)
+TOP_HASHTAGS = 10
+PHP_DIR = paths.SNIPPETS_DIR / "php"
+
+
+# --- payloads and the bench's own answer -----------------------------------
+
+
+def payload(statuses: int = 100) -> Path:
+    """The first `statuses` statuses of data/twitter.json, as a request body."""
+    document = json.loads(paths.TWITTER_JSON.read_text(encoding="utf-8"))
+    if not 1 <= statuses <= len(document["statuses"]):
+        raise ValueError(f"statuses must be 1..{len(document['statuses'])}")
+    body = {**document, "statuses": document["statuses"][:statuses]}
+    path = paths.RUN_DIR / "payloads" / f"statuses-{statuses}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def expected_summary(body: bytes) -> dict:
+    """The summary both services must return, computed independently here."""
+    statuses = json.loads(body)["statuses"]
+    tags = Counter(
+        tag["text"] for status in statuses for tag in status["entities"]["hashtags"]
+    )
+    # count descending, then tag by UTF-8 byte order (= code point order)
+    top = sorted(tags.items(), key=lambda item: (-item[1], item[0]))[:TOP_HASHTAGS]
+    return {
+        "statuses": len(statuses),
+        "retweets": sum(
+            isinstance(status.get("retweeted_status"), dict) for status in statuses
+        ),
+        "users": len({status["user"]["id_str"] for status in statuses}),
+        "total_followers": sum(s["user"]["followers_count"] for s in statuses),
+        "total_retweet_count": sum(s["retweet_count"] for s in statuses),
+        "text_chars": sum(len(s["text"]) for s in statuses),
+        "languages": dict(sorted(Counter(s["lang"] for s in statuses).items())),
+        "top_hashtags": [{"tag": tag, "count": count} for tag, count in top],
+    }
+
+
+# --- the two stacks ----------------------------------------------------------
+
+
+def build_all() -> list[toolchain.Built]:
+    """Everything this chapter runs: the load generator and fastjson-api."""
+    return [toolchain.build_oha(), toolchain.build_cargo("fastjson-api")]
+
+
+def _render(template: Path, out: Path, values: dict) -> Path:
+    text = template.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", str(value))
+    if "{{" in text:
+        raise ValueError(f"{template.name}: a placeholder was left unfilled")
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
+    """php-fpm (pm = static, OPcache on) behind nginx, pinned to `cpus`."""
+    php_fpm = toolchain.require("php-fpm")
+    nginx = toolchain.require("nginx")
+    run_dir = paths.RUN_DIR / "servers" / "php"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    values = {
+        "port": port,
+        "run_dir": run_dir,
+        "docroot": PHP_DIR / "public",
+        "max_children": max_children,
+        "nginx_workers": len(cpus),
+    }
+    fpm_conf = _render(PHP_DIR / "php-fpm.conf.tmpl", run_dir / "php-fpm.conf", values)
+    nginx_conf = _render(PHP_DIR / "nginx.conf.tmpl", run_dir / "nginx.conf", values)
+    return Server(
+        "php",
+        [
+            # -R: the bench may run as root; -F: stay in the foreground.
+            [
+                php_fpm,
+                "-R",
+                "-F",
+                "-n",
+                "-c",
+                str(PHP_DIR / "php.ini"),
+                "-y",
+                str(fpm_conf),
+            ],
+            [
+                nginx,
+                "-e",
+                str(run_dir / "error.log"),
+                "-p",
+                str(run_dir),
+                "-c",
+                str(nginx_conf),
+            ],
+        ],
+        port=port,
+        cpus=cpus,
+        ready_path=JSON_PATH,
+        run_dir=run_dir,
+    )
+
+
+def fastjson_api(workers: int, cpus: tuple[int, ...]) -> Server:
+    """The Rust service, one actix worker per server core by default."""
+    binary = toolchain.build_cargo("fastjson-api").path
+    return Server(
+        "fastjson-api",
+        [[str(binary), "--port", "0", "--workers", str(workers)]],
+        cpus=cpus,
+        ready_path=JSON_PATH,
+    )
+
+
+STACKS = {"php": "PHP-FPM behind nginx", "rust": "fastjson-api (Rust)"}
+
+
+def start(stack: str, cpus: tuple[int, ...], max_children: int | None = None):
+    if stack == "php":
+        return php_stack(max_children or 2 * len(cpus), cpus)
+    if stack == "rust":
+        return fastjson_api(len(cpus), cpus)
+    raise ValueError(f"unknown stack {stack!r}; known: {', '.join(STACKS)}")
+
+
+# --- verification ------------------------------------------------------------
+
+
+def verify_stack(server: Server, body_path: Path) -> dict:
+    """Both endpoints, and bad input, before any load. Returns the summary."""
+    body = body_path.read_bytes()
+    expected = expected_summary(body)
+    verify.verify_techempower_json(server.port, JSON_PATH)
+    verify.verify_post_json(server.port, STATUSES_PATH, body, expected)
+    bad_inputs = [
+        (b'{"statuses": [', 400, "application/json"),
+        (b'{"statuses": [{"lang": 5}]}', 422, "application/json"),
+        (b"x" * (BODY_LIMIT_BYTES + 1), 413, "application/json"),
+        (body, 415, "text/plain"),
+    ]
+    for bad_body, status, content_type in bad_inputs:
+        verify.verify_error(
+            server.port, "POST", STATUSES_PATH, bad_body, status, content_type
+        )
+    return expected
+
+
+# --- measuring ---------------------------------------------------------------
+
+
+def measure_point(
+    server: Server,
+    endpoint: str,
+    concurrency: int,
+    mode: modes.Mode,
+    load_cpus: tuple[int, ...],
+    body_path: Path | None,
+) -> dict:
+    """Warm up, then one counted closed-loop run with memory sampled."""
+    kwargs = {
+        "concurrency": concurrency,
+        "cpus": load_cpus,
+        "server_port": server.port,
+        "method": "POST" if endpoint == STATUSES_PATH else "GET",
+        "body_path": body_path if endpoint == STATUSES_PATH else None,
+        "content_type": "application/json" if endpoint == STATUSES_PATH else None,
+    }
+    load.run(server.url(endpoint), duration_s=mode.warmup_s, label="warmup", **kwargs)
+    trials = []
+    for trial in range(mode.trials):
+        with memory.MemorySampler([server.pid]) as sampler:
+            result = load.run(
+                server.url(endpoint),
+                duration_s=mode.duration_s,
+                label=f"{server.name}-c{concurrency}-t{trial}",
+                **kwargs,
+            )
+        trials.append({"load": result.as_dict(), "memory": sampler.summary()})
+    # the median trial by throughput stands for the point; all are kept
+    trials.sort(key=lambda t: t["load"]["rate_per_s"])
+    return {"concurrency": concurrency, **trials[len(trials) // 2], "trials": trials}
+
+
+def measure(
+    stacks=("php", "rust"),
+    endpoints=(STATUSES_PATH, JSON_PATH),
+    concurrency: tuple[int, ...] | None = None,
+    statuses: int = 100,
+    max_children: int | None = None,
+    server_cores: int | None = None,
+    duration_s: float | None = None,
+    on_point=None,
+    save_as: str | None = "sweep",
+) -> dict:
+    """Sweep concurrency for each stack and endpoint; save and return the record.
+
+    `on_point(record_so_far, done, total)` is called after each point, so a
+    panel can draw the curve as it fills.
+    """
+    mode = modes.current()
+    if duration_s:
+        mode = modes.Mode(mode.name, duration_s, mode.warmup_s, mode.trials, ())
+    levels = tuple(concurrency or modes.current().concurrency)
+    split = machine.core_split(server_cores)
+    body_path = payload(statuses)
+    record = {
+        "started_at": results.now_iso(),
+        "mode": mode.name,
+        "knobs": {
+            "concurrency": list(levels),
+            "statuses": statuses,
+            "body_bytes": body_path.stat().st_size,
+            "max_children": max_children or 2 * len(split.server),
+            "server_cores": len(split.server),
+            "duration_s": mode.duration_s,
+            "warmup_s": mode.warmup_s,
+            "trials": mode.trials,
+        },
+        "fingerprint": machine.fingerprint(split),
+        "core_split": split.describe(),
+        "points": {},
+    }
+    total = len(stacks) * len(endpoints) * len(levels)
+    done = 0
+    for stack in stacks:
+        with start(stack, split.server, max_children) as server:
+            started_s = time.monotonic()
+            record.setdefault("verified", {})[stack] = verify_stack(server, body_path)
+            with memory.MemorySampler([server.pid]) as idle:
+                time.sleep(0.5)
+            record.setdefault("idle_memory", {})[stack] = idle.summary()
+            for endpoint in endpoints:
+                key = f"{stack} {endpoint}"
+                record["points"][key] = []
+                for level in levels:
+                    point = measure_point(
+                        server, endpoint, level, mode, split.load, body_path
+                    )
+                    record["points"][key].append(point)
+                    done += 1
+                    if on_point:
+                        on_point(record, done, total)
+            record.setdefault("run_s", {})[stack] = time.monotonic() - started_s
+    record["ended_at"] = results.now_iso()
+    if save_as:
+        results.save(record, CHAPTER, save_as)
+    return record
+
+
+def in_process_rate(cpu: int, duration_s: float) -> dict:
+    """The same Rust parse-and-summarise, in-process on one core (cargo bench).
+
+    The gap between this and the HTTP rate per core is what HTTP costs. The
+    bench is compiled first (on every core), then run pinned to `cpu`.
+    """
+    cargo = toolchain.require("cargo")
+    bench = ["bench", "--locked", "-p", "fastjson-api", "--bench", "summarise"]
+    built = subprocess.run(
+        [cargo, *bench, "--no-run", "--message-format=json"],
+        cwd=paths.RUST_DIR,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if built.returncode != 0:
+        raise toolchain.BuildFailed(f"cargo bench failed:\n{built.stderr[-2000:]}")
+    executables = [
+        message["executable"]
+        for message in map(json.loads, built.stdout.splitlines())
+        if message.get("reason") == "compiler-artifact" and message.get("executable")
+    ]
+    done = subprocess.run(
+        [executables[-1]],
+        env={**os.environ, "BENCH_DURATION_S": str(duration_s)},
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 60,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"the bench printed no JSON line:\n{done.stdout[-2000:]}")
+
+
+# --- reading a record --------------------------------------------------------
+
+
+def best_point(record: dict, key: str) -> dict:
+    """The concurrency level with the highest throughput for `stack endpoint`."""
+    return max(record["points"][key], key=lambda p: p["load"]["rate_per_s"])
+
+
+def footprint_bytes(point: dict) -> int:
+    """Steady PSS where the OS gives it (shared pages counted once), else RSS."""
+    mem = point["memory"]
+    return mem.get("steady_pss_bytes") or mem["steady_rss_bytes"]
+
+
+def throughput_verdict(record: dict, endpoint: str = STATUSES_PATH):
+    php = best_point(record, f"php {endpoint}")["load"]["rate_per_s"]
+    rust = best_point(record, f"rust {endpoint}")["load"]["rate_per_s"]
+    return claims.ratio_verdict(claims.claim("php_throughput"), rust / php)
+
+
+def memory_verdict(record: dict, endpoint: str = STATUSES_PATH):
+    """Footprints at the highest concurrency measured, the same for both."""
+    php = footprint_bytes(record["points"][f"php {endpoint}"][-1])
+    rust = footprint_bytes(record["points"][f"rust {endpoint}"][-1])
+    return claims.ratio_verdict(claims.claim("php_memory"), php / rust)
+
+
+def table(record: dict) -> list[dict]:
+    """One row per point: what the chapter prints under the curves."""
+    server_cores = record["knobs"]["server_cores"]
+    rows = []
+    for key, points in record["points"].items():
+        for point in points:
+            run = point["load"]
+            rows.append(
+                {
+                    "stack endpoint": key,
+                    "connections": point["concurrency"],
+                    "req/s": round(run["rate_per_s"]),
+                    "req/s per server core": round(run["rate_per_s"] / server_cores),
+                    "p50 ms": round(run["latency_ms"]["p50"], 2),
+                    "p99 ms": round(run["latency_ms"]["p99"], 2),
+                    "memory MiB": round(footprint_bytes(point) / 2**20, 1),
+                    "load generator CPU": f"{run['loadgen_cpu_share']:.0%}",
+                    "bounded by generator": run["bounded_by_loadgen"],
+                }
+            )
+    return rows

@@ -1,0 +1,103 @@
+"""The machine's fingerprint, and how its cores are split for a measurement."""
+
+import os
+import platform
+from dataclasses import dataclass
+from functools import cache
+
+import psutil
+
+# The article's VM had 4 cores: give the server that many when we can.
+ARTICLE_SERVER_CORES = 4
+
+
+@dataclass(frozen=True)
+class CoreSplit:
+    server: tuple[int, ...]  # CPUs the server is pinned to
+    load: tuple[int, ...]  # CPUs the load generator is pinned to
+
+    def describe(self) -> str:
+        return (
+            f"server on {len(self.server)} core(s) {list(self.server)}, "
+            f"load generator on {len(self.load)} core(s) {list(self.load)}"
+        )
+
+
+def available_cpus() -> tuple[int, ...]:
+    """The CPUs this process may run on (a container may allow fewer)."""
+    return tuple(sorted(os.sched_getaffinity(0)))
+
+
+def core_split(server_cores: int | None = None) -> CoreSplit:
+    """Give the server up to 4 cores and the load generator the rest.
+
+    On 2 cores that is one each. The load generator always keeps at least one
+    core of its own, so the two never compete for the same core.
+    """
+    cpus = available_cpus()
+    if len(cpus) < 2:
+        # One core: nothing to split. Both share it, and figures say so.
+        return CoreSplit(server=cpus, load=cpus)
+    wanted = server_cores or min(ARTICLE_SERVER_CORES, len(cpus) // 2)
+    wanted = max(1, min(wanted, len(cpus) - 1))
+    return CoreSplit(server=cpus[:wanted], load=cpus[wanted:])
+
+
+@cache
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+@cache
+def os_name() -> str:
+    try:
+        with open("/etc/os-release", encoding="utf-8") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def fingerprint(split: CoreSplit | None = None) -> dict:
+    """What a reader needs to compare a figure with their own machine's."""
+    from book import toolchain  # late: toolchain asks every tool its version
+
+    fp = {
+        "cpu_model": cpu_model(),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "cpus_available": len(available_cpus()),
+        "memory_bytes": psutil.virtual_memory().total,
+        "os": os_name(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "toolchains": toolchain.versions(),
+    }
+    if split is not None:
+        fp["server_cpus"] = list(split.server)
+        fp["load_cpus"] = list(split.load)
+    return fp
+
+
+def label(fp: dict) -> str:
+    """One line for a figure's caption."""
+    memory_gib = fp["memory_bytes"] / 1024**3
+    text = (
+        f"{fp['cpu_model']}, {fp['cpus_available']} CPUs, {memory_gib:.0f} GiB, "
+        f"{fp['os']}"
+    )
+    if "server_cpus" in fp:
+        text += (
+            f"; server on {len(fp['server_cpus'])} core(s), "
+            f"load on {len(fp['load_cpus'])}"
+        )
+    return text
