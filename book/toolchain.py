@@ -51,7 +51,13 @@ TOOLS = {
             ("--version",),
             "apt-get install -y redis-server",
         ),
-        Tool("oha", (str(OHA_BIN), "oha"), ("--version",), "make tools"),
+        Tool(
+            "oha",
+            (str(OHA_BIN), "oha"),
+            ("--version",),
+            f"make setup (it runs: cargo install oha --version {OHA_VERSION} "
+            "--locked --root .tools)",
+        ),
         Tool("chromium", ("chromium",), ("--version",), "apt-get install -y chromium"),
     )
 }

@@ -1,0 +1,97 @@
+"""Installs what the book needs on this machine, where it can.
+
+System packages come from apt-get when we are root on Debian or Ubuntu;
+otherwise the exact command is printed and the set-up carries on with what
+this machine can run. The load generator and the services are built into
+the project's own folders.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from book import paths, toolchain
+
+# tool -> the Debian packages that provide it
+DEBIAN_PACKAGES = {
+    "php-fpm": ["php-fpm", "php-cli"],
+    "nginx": ["nginx-light"],
+    "redis-server": ["redis-server"],
+    "chromium": ["chromium"],
+    "java": ["openjdk-17-jdk-headless"],
+    "javac": ["openjdk-17-jdk-headless"],
+    "go": ["golang-go"],
+}
+APT_TIMEOUT_S = 1200
+
+
+def missing_packages() -> list[str]:
+    wanted = []
+    for tool, packages in DEBIAN_PACKAGES.items():
+        if toolchain.find(tool) is None:
+            wanted += [p for p in packages if p not in wanted]
+    return wanted
+
+
+def install_system_packages() -> list[str]:
+    """apt-get install what is missing; returns what is still missing."""
+    packages = missing_packages()
+    if not packages:
+        print("system packages: all present")
+        return []
+    command = f"apt-get install -y {' '.join(packages)}"
+    can_apt = os.geteuid() == 0 and shutil.which("apt-get")
+    if not can_apt:
+        print(f"system packages missing: run as root: apt-get update && {command}")
+        return packages
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"system packages: {command}")
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq"]):
+        if argv[1] == "install":
+            argv = argv + packages
+        done = subprocess.run(argv, env=env, timeout=APT_TIMEOUT_S)
+        if done.returncode != 0:
+            print(f"WARNING: `{' '.join(argv)}` failed; carrying on without them")
+            toolchain.version.cache_clear()
+            return missing_packages()
+    toolchain.version.cache_clear()
+    return missing_packages()
+
+
+def copy_plotly_js() -> Path:
+    """plotly.js into the book's static files, from the installed package."""
+    import plotly
+
+    source = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    target = paths.ROOT / "_static" / "plotly.min.js"
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        shutil.copyfile(source, target)
+    return target
+
+
+def build_everything() -> list[str]:
+    """Build every chapter's targets; returns the failures as sentences."""
+    from book import chapters
+
+    failures = []
+    for name, build in chapters.BUILDS.items():
+        try:
+            for built in build():
+                print(built.describe())
+        except (toolchain.ToolMissing, toolchain.BuildFailed) as error:
+            failures.append(f"{name}: {error}")
+            print(f"WARNING: {name}: {error}")
+    return failures
+
+
+def setup() -> int:
+    still_missing = install_system_packages()
+    copy_plotly_js()
+    failures = build_everything()
+    if still_missing:
+        print(
+            "Chapters that need " + ", ".join(still_missing) + " will show the "
+            "reference measurements instead of live ones."
+        )
+    return 1 if failures and os.environ.get("CI") else 0
