@@ -14,7 +14,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from book import claims, load, machine, memory, modes, paths, results, toolchain, verify
+from book import (
+    claims,
+    load,
+    machine,
+    memory,
+    modes,
+    paths,
+    plots,
+    results,
+    toolchain,
+    verify,
+)
 from book.servers import Server, free_port
 
 CHAPTER = "php_fpm"
@@ -194,7 +205,7 @@ def measure_point(
     load.run(server.url(endpoint), duration_s=mode.warmup_s, label="warmup", **kwargs)
     trials = []
     for trial in range(mode.trials):
-        with memory.MemorySampler([server.pid]) as sampler:
+        with memory.MemorySampler(server.pids) as sampler:
             result = load.run(
                 server.url(endpoint),
                 duration_s=mode.duration_s,
@@ -252,7 +263,7 @@ def measure(
         with start(stack, split.server, max_children) as server:
             started_s = time.monotonic()
             record.setdefault("verified", {})[stack] = verify_stack(server, body_path)
-            with memory.MemorySampler([server.pid]) as idle:
+            with memory.MemorySampler(server.pids) as idle:
                 time.sleep(0.5)
             record.setdefault("idle_memory", {})[stack] = idle.summary()
             for endpoint in endpoints:
@@ -357,3 +368,131 @@ def table(record: dict) -> list[dict]:
                 }
             )
     return rows
+
+
+# --- figures and the panel ---------------------------------------------------
+
+
+def _curve_per_point(record: dict, value, title: str, y_title: str):
+    """One line per stack and endpoint over the concurrency sweep."""
+    series, colours, dash = {}, {}, {}
+    for key, points in record["points"].items():
+        stack, endpoint = key.split()
+        name = f"{STACKS[stack]} {endpoint}"
+        series[name] = ([p["concurrency"] for p in points], [value(p) for p in points])
+        colours[name] = plots.COLOURS[stack]
+        dash[name] = "dot" if endpoint == JSON_PATH else "solid"
+    return plots.curves(
+        series,
+        title,
+        "concurrent connections",
+        y_title,
+        record["fingerprint"],
+        log_x=True,
+        colours=colours,
+        dash=dash,
+    )
+
+
+def throughput_figure(record: dict):
+    return _curve_per_point(
+        record,
+        lambda p: p["load"]["rate_per_s"],
+        "Throughput against connections (closed loop)",
+        "requests per second",
+    )
+
+
+def memory_figure(record: dict):
+    return _curve_per_point(
+        record,
+        lambda p: footprint_bytes(p) / 2**20,
+        "Memory of the whole server during the load (PSS, steady state)",
+        "MiB",
+    )
+
+
+def print_table(record: dict) -> None:
+    rows = table(record)
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        cells = (str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
+        print("  ".join(cells))
+
+
+def loadgen_report(record: dict) -> str:
+    """How many points the load generator, not the server, limited."""
+    points = [p for pts in record["points"].values() for p in pts]
+    bounded = [p for p in points if p["load"]["bounded_by_loadgen"]]
+    keys = sorted(
+        {k for k, pts in record["points"].items() for p in pts if p in bounded}
+    )
+    text = (
+        f"{len(bounded)} of {len(points)} points were bounded by the load "
+        "generator (it used 90% or more of its cores)"
+    )
+    if bounded:
+        text += (
+            f": {', '.join(keys)}. Those figures are a floor for the server, "
+            "not its ceiling; with more cores the bench gives oha more"
+        )
+    return text + "."
+
+
+def panel():
+    """Knobs for this chapter: run a smaller sweep and watch it fill."""
+    import ipywidgets as widgets
+
+    from book.widgets import Panel
+
+    cpus = machine.available_cpus()
+    knobs = {
+        "concurrency": widgets.Text(
+            value="1, 8, 32", description="connections", continuous_update=False
+        ),
+        "statuses": widgets.Dropdown(
+            options=[10, 50, 100], value=100, description="statuses"
+        ),
+        "max_children": widgets.IntSlider(
+            value=2 * len(machine.core_split().server), min=1, max=32,
+            description="max_children",
+        ),
+        "server_cores": widgets.IntSlider(
+            value=len(machine.core_split().server), min=1,
+            max=max(1, len(cpus) - 1), description="server cores",
+        ),
+        "duration_s": widgets.FloatSlider(
+            value=modes.current().duration_s, min=1, max=30, step=1,
+            description="seconds",
+        ),
+    }  # fmt: skip
+
+    def run(values: dict, progress) -> None:
+        levels = tuple(int(v) for v in values["concurrency"].split(",") if v.strip())
+
+        def on_point(record, done, total):
+            progress.step(done, total, f"{done} of {total} points measured")
+            progress.plot(throughput_figure(record), "Throughput, filling as it runs")
+
+        progress.step(0, 1, "building and verifying ...")
+        record = measure(
+            concurrency=levels,
+            statuses=values["statuses"],
+            max_children=values["max_children"],
+            server_cores=values["server_cores"],
+            duration_s=values["duration_s"],
+            on_point=on_point,
+            save_as="panel",
+        )
+        verdict = throughput_verdict(record)
+        progress.step(1, 1, verdict.sentence)
+
+    return Panel(
+        "PHP-FPM against fastjson-api",
+        knobs,
+        run,
+        "Runs the sweep again with your settings and draws throughput as each "
+        "point arrives; the result is saved as results/php_fpm/panel.json.",
+    )

@@ -262,6 +262,11 @@ class Server:
         """The first process's id: the root of the tree to measure."""
         return self.procs[0].pid
 
+    @property
+    def pids(self) -> list[int]:
+        """Every process this server started: the roots of what to measure."""
+        return [proc.pid for proc in self.procs]
+
     def exited(self) -> bool:
         return any(proc.poll() is not None for proc in self.procs)
 
