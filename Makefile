@@ -55,8 +55,12 @@ go-tests:
 notebook-tests: $(INSTALLED)
 	$(PY) -m pytest -q -m notebook
 
-# Builds the book in quick mode and opens a page in headless Chromium.
-browser-test: $(INSTALLED)
+tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --silent
+	touch $@
+
+# Builds the book in quick mode and opens its pages in headless Chromium.
+browser-test: $(INSTALLED) tests/browser/node_modules
 	$(PY) -m book build --quick
 	$(PY) -m pytest -q -m browser
 

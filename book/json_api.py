@@ -133,6 +133,8 @@ def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
         ],
         port=port,
         cpus=cpus,
+        # nginx's worker_connections is 4096, two descriptors each at most
+        nofile=16384,
         ready_path=JSON_PATH,
         run_dir=run_dir,
     )

@@ -22,8 +22,23 @@ DEBIAN_PACKAGES = {
     "java": ["openjdk-17-jdk-headless"],
     "javac": ["openjdk-17-jdk-headless"],
     "go": ["golang-go"],
+    "node": ["nodejs", "npm"],
 }
 APT_TIMEOUT_S = 1200
+
+
+# PHP extensions the legacy API needs, and the Debian package of each
+PHP_EXTENSIONS = {"mbstring": "php-mbstring"}
+
+
+def missing_php_extensions() -> list[str]:
+    """Debian packages for PHP extensions php-fpm does not load."""
+    php_fpm = toolchain.find("php-fpm")
+    if php_fpm is None:
+        return list(PHP_EXTENSIONS.values())
+    done = subprocess.run([php_fpm, "-m"], capture_output=True, text=True, timeout=20)
+    loaded = {line.strip().lower() for line in done.stdout.splitlines()}
+    return [pkg for ext, pkg in PHP_EXTENSIONS.items() if ext not in loaded]
 
 
 def missing_packages() -> list[str]:
@@ -31,6 +46,7 @@ def missing_packages() -> list[str]:
     for tool, packages in DEBIAN_PACKAGES.items():
         if toolchain.find(tool) is None:
             wanted += [p for p in packages if p not in wanted]
+    wanted += [p for p in missing_php_extensions() if p not in wanted]
     return wanted
 
 
