@@ -87,6 +87,10 @@ class _Started:
     pgid: int
     leader_create_time: float
     argv: list[str]
+    # The Python process that started the group. While it lives, the group
+    # is its to stop: another notebook's sweep must not kill it.
+    owner_pid: int | None = None
+    owner_create_time: float | None = None
 
 
 def _record_start(started: _Started) -> Path:
@@ -96,11 +100,23 @@ def _record_start(started: _Started) -> Path:
     return path
 
 
+def _owner_alive(started: _Started) -> bool:
+    if started.owner_pid is None:
+        return False
+    try:
+        owner = psutil.Process(started.owner_pid)
+        return owner.create_time() == started.owner_create_time
+    except psutil.NoSuchProcess:
+        return False
+
+
 def sweep_leftovers() -> list[int]:
     """Kill process groups an earlier, interrupted run left behind.
 
     A group is only killed if its leader is the very process that run started
-    (same pid and start time), so a reused pid is never touched.
+    (same pid and start time), so a reused pid is never touched, and only if
+    the Python process that started it is gone: a notebook running beside
+    this one keeps its servers.
     """
     killed = []
     if not STARTED_DIR.exists():
@@ -111,6 +127,8 @@ def sweep_leftovers() -> list[int]:
         except (ValueError, TypeError):
             path.unlink(missing_ok=True)
             continue
+        if _owner_alive(started):
+            continue  # a live run (another kernel, say) still owns it
         for proc in psutil.process_iter(["pid", "create_time"]):
             try:
                 same_group = os.getpgid(proc.pid) == started.pgid
@@ -201,7 +219,15 @@ class Server:
             if self.pgid is None:
                 self.pgid = proc.pid
                 create_time = psutil.Process(proc.pid).create_time()
-                self._record = _record_start(_Started(proc.pid, create_time, argv))
+                self._record = _record_start(
+                    _Started(
+                        proc.pid,
+                        create_time,
+                        argv,
+                        os.getpid(),
+                        psutil.Process().create_time(),
+                    )
+                )
                 _live_servers.add(self)
             self.procs.append(proc)
             is_front = index == len(self.commands) - 1
