@@ -2,7 +2,11 @@ module rewritelab
 
 go 1.22
 
-require github.com/redis/go-redis/v9 v9.18.0
+require (
+	github.com/hashicorp/memberlist v0.5.1
+	github.com/hashicorp/raft v1.7.2
+	github.com/redis/go-redis/v9 v9.18.0
+)
 
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
@@ -18,8 +22,6 @@ require (
 	github.com/hashicorp/go-multierror v1.0.0 // indirect
 	github.com/hashicorp/go-sockaddr v1.0.0 // indirect
 	github.com/hashicorp/golang-lru v0.5.0 // indirect
-	github.com/hashicorp/memberlist v0.5.1 // indirect
-	github.com/hashicorp/raft v1.7.2 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/miekg/dns v1.1.26 // indirect
