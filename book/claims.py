@@ -128,6 +128,47 @@ CLAIMS = (
         replacement_value=None,
         hardware="not stated",
     ),
+    Claim(
+        key="compile_time",
+        chapter="tradeoffs",
+        says="Rust's compile times are longer than Go's.",
+        metric="release build time",
+        unit="s",
+        legacy="Go",
+        replacement="Rust",
+        legacy_value=None,
+        replacement_value=None,
+        hardware="not stated",
+        higher_is_better=False,
+    ),
+    Claim(
+        key="deploy_seconds",
+        chapter="tradeoffs",
+        says=(
+            "Go's fast compilation and static binaries deploy in seconds rather "
+            "than minutes, and suit autoscaling pods that must start quickly."
+        ),
+        metric="time from process start to the first correct answer",
+        unit="s",
+        legacy="the JVM",
+        replacement="Go",
+        legacy_value=None,
+        replacement_value=None,
+        hardware="not stated",
+        higher_is_better=False,
+    ),
+    Claim(
+        key="rust_vertical",
+        chapter="tradeoffs",
+        says="Rust scales vertically, so fewer instances carry the same load.",
+        metric="throughput per instance",
+        unit="req/s",
+        legacy="Go and the JVM",
+        replacement="Rust",
+        legacy_value=None,
+        replacement_value=None,
+        hardware="not stated",
+    ),
 )
 
 _BY_KEY = {claim.key: claim for claim in CLAIMS}
@@ -144,8 +185,8 @@ def claim(key: str) -> Claim:
 @dataclass(frozen=True)
 class Verdict:
     word: str  # "holds", "holds in part", "does not hold"
-    claimed_ratio: float
-    measured_ratio: float
+    claimed_ratio: float | None  # None for a claim the article gives no figure for
+    measured_ratio: float | None
     sentence: str
 
 
@@ -170,3 +211,17 @@ def ratio_verdict(the_claim: Claim, measured_ratio: float) -> Verdict:
         f"{measured_ratio:.1f}x. The claim {word} on this machine."
     )
     return Verdict(word, claimed, measured_ratio, sentence)
+
+
+def qualitative_verdict(the_claim: Claim, holds: bool, measured: str) -> Verdict:
+    """A verdict on a claim the article makes without figures.
+
+    `measured` says, in a sentence, what this machine measured; `holds` is
+    computed by the caller from those figures, never typed.
+    """
+    word = "holds" if holds else "does not hold"
+    sentence = (
+        f"The article: {the_claim.says} Measured here: {measured} "
+        f"The claim {word} on this machine."
+    )
+    return Verdict(word, None, None, sentence)

@@ -136,6 +136,7 @@ def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
         # nginx's worker_connections is 4096, two descriptors each at most
         nofile=16384,
         ready_path=JSON_PATH,
+        ready_status=200,
         run_dir=run_dir,
     )
 

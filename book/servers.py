@@ -160,9 +160,13 @@ class Server:
         cwd: Path | None = None,
         nofile: int | None = 4096,
         ready_path: str = "/",
+        ready_status: int | None = None,
         ready_timeout_s: float = READY_TIMEOUT_S,
         run_dir: Path | None = None,
+        ready_check=None,
     ):
+        """`ready_check(port) -> bool`, if given, replaces the HTTP probe of
+        `ready_path`, for servers that do not speak HTTP (redis-server)."""
         self.name = name
         self.commands = commands
         self.port = port
@@ -171,7 +175,11 @@ class Server:
         self.cwd = cwd
         self.nofile = nofile
         self.ready_path = ready_path
+        # None: any HTTP answer means ready. A status: only that one does (a
+        # proxy answers 502 until the service behind it is up).
+        self.ready_status = ready_status
         self.ready_timeout_s = ready_timeout_s
+        self.ready_check = ready_check
         self.run_dir = run_dir or paths.RUN_DIR / "servers" / name
         self.procs: list[subprocess.Popen] = []
         self.pgid: int | None = None
@@ -255,18 +263,22 @@ class Server:
             self._check_alive()
             if self.port is not None and self._answers():
                 return
-            self._port_found.wait(0.05)
+            # a fine probe interval: start-up times of a few ms are measured
+            self._port_found.wait(0.005)
         raise ServerFailed(
             f"{self.name} was not ready within {self.ready_timeout_s:.0f} s\n"
             + self.log_tail()
         )
 
     def _answers(self) -> bool:
+        if self.ready_check is not None:
+            return self.ready_check(self.port)
         try:
-            with urllib.request.urlopen(self.url(self.ready_path), timeout=2):
-                return True
-        except urllib.error.HTTPError:
-            return True  # it answered; verification judges the answer
+            with urllib.request.urlopen(self.url(self.ready_path), timeout=2) as got:
+                return self.ready_status in (None, got.status)
+        except urllib.error.HTTPError as error:
+            # it answered; unless a status is asked for, verification judges it
+            return self.ready_status in (None, error.code)
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             return False
 
