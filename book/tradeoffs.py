@@ -412,20 +412,33 @@ def compile_verdict(record: dict) -> claims.Verdict:
     )
 
 
+# A redeploy of a change within this many seconds counts as "seconds".
+DEPLOY_SECONDS_S = 10.0
+
+
+def redeploy_s(record: dict, key: str) -> float:
+    """A one-line change to a first correct answer: rebuild, then start."""
+    return (
+        record["builds"][key]["incremental_s"]
+        + (record["start_up"][key]["first_answer_s"])
+    )
+
+
 def deploy_verdict(record: dict) -> claims.Verdict:
-    """Seconds, not minutes: Go builds and answers within a minute, and
-    starts faster than the JVM."""
-    go_start = record["start_up"]["go"]["first_answer_s"]
-    jvm_start = record["start_up"]["java"]["first_answer_s"]
-    go_build = record["builds"]["go"]["clean_s"]
+    """Seconds, not minutes: Go redeploys a change within seconds, faster
+    than Rust and the JVM do."""
+    times_s = {key: redeploy_s(record, key) for key in ("go", "rust", "java")}
+    go_s = times_s["go"]
     return claims.qualitative_verdict(
         claims.claim("deploy_seconds"),
-        holds=go_build + go_start < 60.0 and go_start < jvm_start,
+        holds=go_s < DEPLOY_SECONDS_S and go_s <= min(times_s.values()),
         measured=(
-            f"Go answered {go_start * 1000:.0f} ms after its process started "
-            f"(the JVM: {jvm_start * 1000:.0f} ms) and built from clean in "
-            f"{go_build:.1f} s; a new Go instance joined the balancer in "
-            f"{record['join_s']['go']:.2f} s."
+            "from a one-line change to the first correct answer (rebuild, then "
+            f"start) took {go_s:.1f} s in Go, {times_s['rust']:.1f} s in Rust "
+            f"and {times_s['java']:.1f} s on the JVM (javac, then the JVM's start "
+            f"of {record['start_up']['java']['first_answer_s'] * 1000:.0f} ms); a "
+            f"new Go instance joined the balancer {record['join_s']['go']:.2f} s "
+            "after it was started."
         ),
     )
 

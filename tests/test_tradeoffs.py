@@ -17,6 +17,7 @@ RECORD = {
     },
     "start_up": {
         "go": {"first_answer_s": 0.04},
+        "rust": {"first_answer_s": 0.02},
         "java": {"first_answer_s": 0.3},
     },
     "join_s": {"go": 0.08},
@@ -40,9 +41,14 @@ def test_compile_verdict_can_fail():
     assert tradeoffs.compile_verdict(faster_rust).word == "does not hold"
 
 
-def test_deploy_verdict_needs_seconds_and_a_faster_start_than_the_jvm():
-    assert tradeoffs.deploy_verdict(RECORD).word == "holds"
-    slow = {**RECORD, "start_up": {**RECORD["start_up"], "go": {"first_answer_s": 1.0}}}
+def test_deploy_verdict_times_a_change_to_its_first_answer():
+    verdict = tradeoffs.deploy_verdict(RECORD)
+    assert verdict.word == "holds"
+    assert "1.0 s in Go, 60.0 s in Rust and 2.3 s on the JVM" in verdict.sentence
+
+
+def test_deploy_verdict_fails_past_the_bound():
+    slow = {**RECORD, "start_up": {**RECORD["start_up"], "go": {"first_answer_s": 20}}}
     assert tradeoffs.deploy_verdict(slow).word == "does not hold"
 
 
