@@ -95,7 +95,7 @@ def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
     """php-fpm (pm = static, OPcache on) behind nginx, pinned to `cpus`."""
     php_fpm = toolchain.require("php-fpm")
     nginx = toolchain.require("nginx")
-    run_dir = paths.RUN_DIR / "servers" / "php"
+    run_dir = paths.server_run_dir("php")
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     values = {
@@ -499,3 +499,27 @@ def panel():
         "Runs the sweep again with your settings and draws throughput as each "
         "point arrives; the result is saved as results/php_fpm/panel.json.",
     )
+
+
+def memory_bound_report(record: dict) -> list[str]:
+    """fastjson-api's memory against the bodies it can have in flight.
+
+    With c connections, at most c request bodies are buffered at once, so
+    the footprint should stay under idle + c x body plus a small constant,
+    and not climb from the start of a run to its end.
+    """
+    body_bytes = record["knobs"]["body_bytes"]
+    idle_bytes = footprint_bytes({"memory": record["idle_memory"]["rust"]})
+    lines = []
+    for point in record["points"][f"rust {STATUSES_PATH}"]:
+        mem = point["memory"]
+        in_flight = point["concurrency"] * body_bytes
+        growth = mem["last_rss_bytes"] - mem["first_rss_bytes"]
+        lines.append(
+            f"{point['concurrency']:>4} connections: peak RSS "
+            f"{mem['peak_rss_bytes'] / 2**20:.1f} MiB against idle "
+            f"{idle_bytes / 2**20:.1f} MiB + bodies in flight "
+            f"{in_flight / 2**20:.1f} MiB; change over the run "
+            f"{growth / 2**20:+.1f} MiB"
+        )
+    return lines

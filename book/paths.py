@@ -21,3 +21,10 @@ RESULTS_DIR = ROOT / "results"
 REFERENCE_RESULTS_DIR = RESULTS_DIR / "reference"
 
 TWITTER_JSON = DATA_DIR / "twitter.json"
+
+
+def server_run_dir(name: str) -> Path:
+    """A server's own folder: per process, so two notebooks never share one."""
+    import os
+
+    return RUN_DIR / "servers" / f"{name}-{os.getpid()}"

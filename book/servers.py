@@ -180,7 +180,7 @@ class Server:
         self.ready_status = ready_status
         self.ready_timeout_s = ready_timeout_s
         self.ready_check = ready_check
-        self.run_dir = run_dir or paths.RUN_DIR / "servers" / name
+        self.run_dir = run_dir or paths.server_run_dir(name)
         self.procs: list[subprocess.Popen] = []
         self.pgid: int | None = None
         self.started_at_s: float | None = None  # time.time() of the first start

@@ -274,7 +274,7 @@ def _render_balancer(run_dir: Path, port: int, upstream_ports: list[int], worker
 
 
 def balancer(upstream_ports: list[int], cpus: tuple[int, ...], probe: str) -> Server:
-    run_dir = paths.RUN_DIR / "servers" / "balancer"
+    run_dir = paths.server_run_dir("balancer")
     run_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = _render_balancer(run_dir, port, upstream_ports, len(cpus))
