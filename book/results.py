@@ -59,3 +59,26 @@ def load_latest_or_reference(chapter: str, name: str) -> tuple[dict | None, str]
     if record is not None:
         return record, "reference"
     return None, "none"
+
+
+def measured_or_saved(chapter: str, name: str, measure, *args, **kwargs) -> dict:
+    """Measure now; if a tool is missing, the last saved measurement, labelled.
+
+    A reader without php-fpm (say) still gets the chapter, with the figures
+    saved on this machine earlier or the committed reference set, and a plain
+    statement that they are not from this run and how to install the tool.
+    """
+    from book import machine, toolchain
+
+    try:
+        return measure(*args, **kwargs)
+    except (toolchain.ToolMissing, toolchain.BuildFailed) as error:
+        record, source = load_latest_or_reference(chapter, name)
+        if record is None:
+            raise RuntimeError(f"{error}; no saved measurement to show") from error
+        print(
+            f"NOT MEASURED IN THIS RUN: {error}. Shown instead: the measurement "
+            f"saved at {record['ended_at']} ({source}) on "
+            f"{machine.label(record['fingerprint'])}."
+        )
+        return {**record, "not_from_this_run": True}

@@ -343,3 +343,14 @@ def _version_of(binary: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip()
+
+
+def build_and_report(build_all) -> None:
+    """Run a chapter's builds, printing each; a missing tool is reported with
+    its install command instead of failing the chapter (which then shows its
+    last saved measurement)."""
+    try:
+        for built in build_all():
+            print(built.describe())
+    except (ToolMissing, BuildFailed) as error:
+        print(f"NOT BUILT: {error}")
