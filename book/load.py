@@ -147,6 +147,7 @@ def oha_argv(
     output: Path,
     db_path: Path | None,
     rand_regex_url: bool,
+    connect_timeout_s: float | None = None,
 ) -> list[str]:
     argv = [
         toolchain.require("oha"),
@@ -177,6 +178,9 @@ def oha_argv(
         argv += ["--db-url", str(db_path)]
     if rand_regex_url:
         argv.append("--rand-regex-url")
+    if connect_timeout_s is not None:
+        # oha's default is 5 s; a server that accepts slowly needs longer
+        argv += ["--connect-timeout", f"{connect_timeout_s}s"]
     return [*argv, url]
 
 
@@ -194,13 +198,20 @@ def run(
     per_request: bool = False,
     rand_regex_url: bool = False,
     label: str = "load",
+    connect_timeout_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
-    """One oha run; see the module docstring for what makes it fail."""
+    """One oha run; see the module docstring for what makes it fail.
+
+    `stop`, when set, ends the run early: oha gets SIGINT and reports what
+    it measured so far (the duration is then the time it actually ran).
+    """
     cpus = cpus or tuple(sorted(os.sched_getaffinity(0)))
     run_dir = paths.RUN_DIR / "load"
     run_dir.mkdir(parents=True, exist_ok=True)
-    output = run_dir / f"{label}.json"
-    db_path = run_dir / f"{label}.sqlite" if per_request else None
+    # per process: two notebooks measuring at once must not share a file
+    output = run_dir / f"{label}-{os.getpid()}.json"
+    db_path = run_dir / f"{label}-{os.getpid()}.sqlite" if per_request else None
     if db_path is not None:
         db_path.unlink(missing_ok=True)
     argv = oha_argv(
@@ -215,6 +226,7 @@ def run(
         output=output,
         db_path=db_path,
         rand_regex_url=rand_regex_url,
+        connect_timeout_s=connect_timeout_s,
     )
     nofile = concurrency + FD_HEADROOM
     raise_nofile(nofile)  # LimitTooLow here, with a clear message, if it can't
@@ -228,11 +240,17 @@ def run(
     )
     killer = threading.Timer(duration_s + OVERRUN_S, _kill, args=(proc.pid,))
     killer.start()
+    finished = threading.Event()
+    if stop is not None:
+        threading.Thread(
+            target=_interrupt_on, args=(stop, finished, proc.pid), daemon=True
+        ).start()
     seen = _ConnectionWatch(server_port, duration_s) if server_port else None
     try:
         # wait4 gives the child's own CPU time: what the generator cost.
         _, status, usage = os.wait4(proc.pid, 0)
     finally:
+        finished.set()
         killer.cancel()
         if seen is not None:
             seen.stop()
@@ -277,6 +295,18 @@ def _add_warnings(result: LoadResult) -> None:
                 f"only {result.connections_seen} of {result.concurrency} "
                 "connections were seen open at once on the server"
             )
+
+
+def _interrupt_on(stop: threading.Event, finished: threading.Event, pid: int):
+    """SIGINT oha once `stop` is set: it stops and writes its report."""
+    while not finished.is_set():
+        if stop.wait(0.1):
+            if not finished.is_set():
+                try:
+                    os.kill(pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+            return
 
 
 def _kill(pid: int) -> None:
