@@ -583,25 +583,37 @@ def longest_gap_s(writes: list[Write]) -> float:
 # --- Raft: throughput, failover, and heartbeats --------------------------------
 
 
-def throughput(the_cluster: Cluster, index: int, duration_s: float, cpus) -> dict:
-    """Closed-loop PUTs on one key with oha, on the load generator's cores."""
+THROUGHPUT_TRIES = 3  # a leader change mid-run refuses writes: try again
+
+
+def throughput(the_cluster: Cluster, duration_s: float, cpus) -> dict:
+    """Closed-loop PUTs on one key with oha, on the load generator's cores.
+
+    Raft runs go to the leader. oha counts a 421 as a failure, so a run
+    during which the leader changed is repeated, at most THROUGHPUT_TRIES
+    times; the failures are kept in the record.
+    """
     body = paths.RUN_DIR / "payloads" / "consistency-value.txt"
     body.parent.mkdir(parents=True, exist_ok=True)
     body.write_text("v" * 100)
-    try:
-        result = load.run(
-            f"http://127.0.0.1:{the_cluster.port(index)}/kv/oha",
-            concurrency=THROUGHPUT_CONNECTIONS,
-            duration_s=duration_s,
-            method="PUT",
-            body_path=body,
-            cpus=cpus,
-            label=f"consistency-{the_cluster.system}",
-        )
-    except load.LoadFailed as error:
-        # a leader change during the run refuses writes; say so, do not crash
-        return {"failed": str(error)[:300]}
-    return result.as_dict()
+    failures = []
+    for attempt in range(THROUGHPUT_TRIES):
+        index = 0 if the_cluster.system == "gossip" else wait_for_leader(the_cluster)
+        try:
+            result = load.run(
+                f"http://127.0.0.1:{the_cluster.port(index)}/kv/oha",
+                concurrency=THROUGHPUT_CONNECTIONS,
+                duration_s=duration_s,
+                method="PUT",
+                body_path=body,
+                cpus=cpus,
+                label=f"consistency-{the_cluster.system}-{attempt}",
+            )
+        except load.LoadFailed as error:
+            failures.append(str(error)[:300])
+            continue
+        return {**result.as_dict(), "failed_tries": failures}
+    return {"rate_per_s": 0.0, "failed_tries": failures}
 
 
 def collect_gaps(the_cluster: Cluster) -> list[float]:
@@ -719,9 +731,8 @@ def measure_raft(system: str, size, split, rate_per_s, schedule, victim, alloc):
     with cluster(system, size, split.server) as the_cluster:
         figures["verified"] = verify(the_cluster)
         figures["heartbeats"] = heartbeat_phase(the_cluster, schedule.heartbeat_s)
-        leader = wait_for_leader(the_cluster)
         figures["throughput"] = throughput(
-            the_cluster, leader, schedule.throughput_s, split.load
+            the_cluster, schedule.throughput_s, split.load
         )
         figures["failover"] = failover_run(the_cluster, rate_per_s, schedule, victim)
     with cluster(
@@ -913,7 +924,7 @@ def measure_gossip(size, split, rate_per_s, schedule, victim) -> dict:
         wait_for_members(the_cluster)
         figures["verified"] = verify(the_cluster)
         figures["throughput"] = throughput(
-            the_cluster, 0, schedule.throughput_s, split.load
+            the_cluster, schedule.throughput_s, split.load
         )
         figures["run"] = gossip_run(the_cluster, rate_per_s, schedule, victim)
     return figures
@@ -995,9 +1006,8 @@ def table(record: dict) -> list[dict]:
         rows.append(
             {
                 "system": SYSTEMS[system],
-                "peak writes/s": round(oha["rate_per_s"])
-                if "rate_per_s" in oha
-                else "failed",
+                # 0 when every try met a leader change (kept in the record)
+                "peak writes/s": round(oha["rate_per_s"]),
                 "writes acked": summary["acknowledged"],
                 "not acked": summary["refused"],
                 "p50 ms": _ms(summary["latency_ms"]["p50"]),
@@ -1107,32 +1117,18 @@ def gc_verdict(record: dict) -> claims.Verdict:
     )
     gc = go.get("gc", {})
     measured = (
-        f"with {record['knobs']['alloc_mb_per_s']:.0f} MiB/s allocated on every node, "
-        f"Go ran {gc.get('cycles', 0)} collections (longest stop-the-world pause "
-        f"{_ms(gc.get('max_pause_ms'))} ms); pressure moved the p99 heartbeat gap "
-        f"by {stretch_ms(go):+.1f} ms in Go and {stretch_ms(rust):+.1f} ms in Rust, "
-        f"and there were {go_elections} spurious elections in Go and "
-        f"{rust_elections} in Rust."
+        f"with {record['knobs']['alloc_mb_per_s']:.0f} MiB/s allocated on every "
+        f"node, Go ran {gc.get('cycles', 0)} collections; pressure moved the p99 "
+        f"heartbeat gap by {stretch_ms(go):.1f} ms in Go and {stretch_ms(rust):.1f} "
+        f"ms in Rust, and there were {go_elections} spurious elections in Go and "
+        f"{rust_elections} in Rust. The longest gap under pressure was "
+        f"{_ms(go['heartbeats_pressure']['max_ms'])} ms in Go and "
+        f"{_ms(rust['heartbeats_pressure']['max_ms'])} ms in Rust, where elections "
+        f"start after {ELECTION_TIMEOUT_MS} ms; Go's longest stop-the-world pause "
+        f"was {_ms(gc.get('max_pause_ms'))} ms, so any gap far longer than that "
+        "is the collector's marking and assists competing for the core, not a "
+        "pause."
     )
-    go_max_ms = go["heartbeats_pressure"]["max_ms"] or 0
-    rust_max_ms = rust["heartbeats_pressure"]["max_ms"] or 0
-    measured += (
-        f" The longest gap under pressure was {go_max_ms:.0f} ms in Go and "
-        f"{rust_max_ms:.0f} ms in Rust (elections start after "
-        f"{ELECTION_TIMEOUT_MS} ms)."
-    )
-    pause_ms = gc.get("max_pause_ms")
-    if holds and pause_ms is not None and pause_ms < go_max_ms / 10:
-        measured += (
-            " Go's stop-the-world pauses were far shorter than that gap: what "
-            "held the heartbeats up was the collector's marking and assists "
-            "taking the node's share of the core, not a pause."
-        )
-    if not holds:
-        measured += (
-            " At this scale Go's collector did not disturb consensus timing "
-            "more than Rust's allocator did."
-        )
     return claims.qualitative_verdict(RAFT_GC_CLAIM, holds, measured)
 
 

@@ -109,11 +109,27 @@ fn key_refusal(key: &str) -> Option<HttpResponse> {
 }
 
 /// PUT /kv/{key}: answered once the write is committed and applied.
-async fn put(app: web::Data<AppState>, key: web::Path<String>, body: web::Bytes) -> HttpResponse {
+async fn put(
+    app: web::Data<AppState>,
+    key: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
     let key = key.into_inner();
     if let Some(refusal) = key_refusal(&key) {
         return refusal;
     }
+    // Read with our own limit, so an oversized value gets a JSON 413.
+    let body = match payload.to_bytes_limited(MAX_VALUE_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, "bad_body", e.to_string()),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the value must be at most {MAX_VALUE_BYTES} bytes"),
+            )
+        }
+    };
     let Ok(value) = String::from_utf8(body.to_vec()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -399,7 +415,6 @@ async fn main() -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app.clone())
-            .app_data(web::PayloadConfig::new(MAX_VALUE_BYTES))
             .route("/kv/{key}", web::put().to(put))
             .route("/kv/{key}", web::get().to(get))
             .route("/status", web::get().to(status))
