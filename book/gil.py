@@ -278,19 +278,21 @@ def run_batch(
         try:
             stdout, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            # A process pool's workers are the run's children: kill them too.
-            for child in memory.tree(proc.pid)[1:]:
-                child.kill()
-            proc.kill()
-            proc.communicate()
+            _kill_tree(proc)
             raise RuntimeError(
                 f"{series} {task} x{workers}: over {timeout_s:.0f} s"
             ) from None
+        except BaseException:  # an interrupt: the run must not outlive it
+            _kill_tree(proc)
+            raise
     if proc.returncode != 0:
         raise RuntimeError(
             f"`{' '.join(argv)}` exited with {proc.returncode}: {stderr[-800:]}"
         )
     line = parse_line(stdout)
+    asked = {"task": task, "workers": workers, "batches": batches}
+    if {key: line[key] for key in asked} != asked:
+        raise RuntimeError(f"{series} ran something else than asked: {line}")
     want = expected_digest(task, batches, batch_size)
     if line["digest"] != want:
         raise DigestMismatch(
@@ -308,6 +310,21 @@ def run_batch(
         "digest": line["digest"],
         "memory": sampler.summary(),
     }
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill a batch run and its pool's workers, which are its children."""
+    try:
+        children = memory.tree(proc.pid)[1:]
+    except psutil.NoSuchProcess:
+        children = []
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.kill()
+    proc.communicate()
 
 
 def batches_for(rate_per_s: float, duration_s: float) -> int:
@@ -665,6 +682,16 @@ def top_speedup(part: dict, series: str, task: str) -> tuple[int, float]:
 
 def parallel(speedup: float, workers: int, cores: int) -> bool:
     return speedup >= PARALLEL_SHARE * ideal(workers, cores)
+
+
+def verdict_rule() -> str:
+    """The thresholds the verdict applies, in words."""
+    return (
+        f"rule: the claim holds when Python threads stay below "
+        f"{NO_GAIN_SPEEDUP:.2f}x on the summary while Go and Rust both reach "
+        f"{PARALLEL_SHARE:.0%} of the ideal; in part when only one of the two "
+        "is true."
+    )
 
 
 def verdict(record: dict) -> dict:

@@ -8,6 +8,7 @@ verdict rests on is checked on records made up for the purpose.
 
 import hashlib
 import json
+import sys
 
 import pytest
 
@@ -204,6 +205,10 @@ def test_verdict(python, go, rust, word):
     assert verdict["speedup"]["go"] == pytest.approx(go[-1] / go[0])
 
 
+def test_verdict_rule_names_the_thresholds():
+    assert "1.25x" in gil.verdict_rule() and "70%" in gil.verdict_rule()
+
+
 def test_verdict_on_one_core():
     verdict = gil.verdict(_record((1, 1, 1), (1, 1, 1), (1, 1, 1), cores=1))
     assert verdict["word"] == "cannot be judged"
@@ -308,3 +313,44 @@ def test_free_threaded_probe_says_why_when_absent(monkeypatch):
         assert "python free-threaded" not in gil.series_available()
     finally:
         gil.free_threaded_python.cache_clear()
+
+
+# --- a batch run, with a stand-in program --------------------------------------
+
+
+def _fake_program(monkeypatch, line: dict, code: int = 0):
+    script = f"import json, sys; print(json.dumps({line!r})); sys.exit({code})"
+
+    def argv(series, task, workers, batches, batch_size):
+        return [sys.executable, "-c", script], {}
+
+    monkeypatch.setattr(gil, "batch_argv", argv)
+
+
+def _line(digest: str) -> dict:
+    return {**LINE, "workers": 1, "batches": 20, "digest": digest}
+
+
+def test_run_batch_keeps_a_run_with_the_bench_digest(monkeypatch):
+    _fake_program(monkeypatch, _line(gil.expected_digest("summarise", 20, 10)))
+    point = gil.run_batch("go", "summarise", 1, 20, 10, machine.available_cpus())
+    assert point["tasks_per_s"] == LINE["tasks_per_s"]
+    assert "samples" in point["memory"]  # a quick stand-in may give none
+
+
+def test_run_batch_refuses_another_digest(monkeypatch):
+    _fake_program(monkeypatch, _line("00" * 32))
+    with pytest.raises(gil.DigestMismatch, match="the bench's is"):
+        gil.run_batch("go", "summarise", 1, 20, 10, machine.available_cpus())
+
+
+def test_run_batch_refuses_a_run_of_other_work(monkeypatch):
+    _fake_program(monkeypatch, _line(gil.expected_digest("summarise", 20, 10)))
+    with pytest.raises(RuntimeError, match="something else"):
+        gil.run_batch("go", "summarise", 2, 20, 10, machine.available_cpus())
+
+
+def test_run_batch_reports_a_failed_program(monkeypatch):
+    _fake_program(monkeypatch, _line("x"), code=3)
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        gil.run_batch("go", "summarise", 1, 20, 10, machine.available_cpus())
