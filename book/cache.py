@@ -67,6 +67,13 @@ TARGETS = {
     "syncmap": "rust-cache-server, sync.Map",
     "redis": "rust-cache-server, Redis store",
 }
+# The same, short enough for a figure's legend.
+LABELS = {
+    "java": "Java, thread per connection",
+    "rwmutex": "Go, RWMutex",
+    "syncmap": "Go, sync.Map",
+    "redis": "Go, Redis",
+}
 SIDE_COLOURS = {
     "java": plots.COLOURS["java"],
     "rwmutex": plots.COLOURS["go"],
@@ -1225,17 +1232,19 @@ def timeline_figure(record: dict, connections: int | None = None):
     connections = connections or top_connections(record)
     claim = claims.claim("cache_memory")
     series, colours, dash = {}, {}, {}
+    held_at_s = {}  # when each server first held every connection
     for target, points in record["points"].items():
         for p in points:
             if p["connections"] != connections:
                 continue
-            name = TARGETS[target]
+            name = LABELS[target]
             memory_line = p["timeline"]["memory"]
             series[name] = (
                 [t for t, _ in memory_line],
                 [b / claims.MIB for _, b in memory_line],
             )
             colours[name] = SIDE_COLOURS[target]
+            held_at_s[target] = p["all_accepted_at_s"]
     fig = plots.curves(
         series,
         f"Memory (RSS) over time, {connections:,} keep-alive connections",
@@ -1256,6 +1265,11 @@ def timeline_figure(record: dict, connections: int | None = None):
             annotation_text=f"{label}, {_size(value)}",
             annotation_position="top left",
         )
+    for target, at_s in held_at_s.items():
+        if at_s is not None:  # a thin mark: from here on, all were open
+            fig.add_vline(
+                x=at_s, line_dash="dot", line_width=1, line_color=SIDE_COLOURS[target]
+            )
     return fig
 
 
@@ -1269,7 +1283,7 @@ def connections_figure(record: dict, connections: int | None = None):
         for p in points:
             if p["connections"] != connections:
                 continue
-            name = f"{TARGETS[target]}: connections"
+            name = LABELS[target]
             accepted = p["timeline"]["accepted"]
             series[name] = ([t for t, _ in accepted], [n for _, n in accepted])
             colours[name] = SIDE_COLOURS[target]
@@ -1283,21 +1297,29 @@ def connections_figure(record: dict, connections: int | None = None):
         colours=colours,
         dash=dash,
     )
+    for trace in fig.data:
+        trace.legendgroup = trace.name
     for target, per_s in rates.items():
         fig.add_scatter(
             x=[second + 0.5 for second, _ in per_s],
             y=[n for _, n in per_s],
-            name=f"{TARGETS[target]}: req/s",
+            name=f"{LABELS[target]}: req/s",
             mode="lines",
             line={"color": SIDE_COLOURS[target], "dash": "dot"},
             yaxis="y2",
+            # one legend entry per server toggles both of its lines
+            legendgroup=LABELS[target],
+            showlegend=False,
         )
+    top_rate = max((n for per_s in rates.values() for _, n in per_s), default=1)
     fig.update_layout(
         yaxis2={
             "title": "requests answered per second",
             "overlaying": "y",
             "side": "right",
-            "rangemode": "tozero",
+            "range": [0, 1.1 * top_rate],
+            "tickmode": "auto",
+            "showgrid": False,
         }
     )
     return fig
@@ -1310,11 +1332,11 @@ def growth_figure(record: dict):
     for target, points in record["points"].items():
         if len(points) < 2:
             continue
-        series[TARGETS[target]] = (
+        series[LABELS[target]] = (
             [p["connections"] for p in points],
             [footprint_bytes(p) / claims.MIB for p in points],
         )
-        colours[TARGETS[target]] = SIDE_COLOURS[target]
+        colours[LABELS[target]] = SIDE_COLOURS[target]
     fig = plots.curves(
         series,
         "Peak memory against concurrent connections",
@@ -1361,7 +1383,7 @@ def stores_figure(record: dict):
         point = top_point(record, target)
         if point is None or point["connections"] != n:
             continue
-        names.append(TARGETS[target])
+        names.append(LABELS[target])
         rates.append(held_rate(point))
         failed.append(failed_requests(point))
         colours.append(SIDE_COLOURS[target])
