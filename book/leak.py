@@ -461,10 +461,10 @@ def run_watched(
         "gc_pauses": gc_pauses,
         "timeline": timeline(requests, bin_s, end_s),
         # from 1 s (the JVM has compiled its hot code by then) to half-way,
-        # against the last second: for the table and the verdict
+        # against the last two seconds: for the table and the verdict
         "phases": {
             "first_half": phase(requests, min(1.0, end_s / 4), end_s / 2),
-            "last_1s": phase(requests, max(0.0, end_s - 1.0), end_s),
+            "last_2s": phase(requests, max(0.0, end_s - 2.0), end_s),
         },
         "gc_share": gc_share(gc_pauses, bin_s, end_s) if gc_log else None,
         "requests_ok": sum(1 for r in requests if 200 <= r[2] < 300),
@@ -789,7 +789,7 @@ def second_half(points: list) -> list:
 
 def run_summary(stack: str, run: dict) -> dict:
     """One row of the chapter's table."""
-    first, last = run["phases"]["first_half"], run["phases"]["last_1s"]
+    first, last = run["phases"]["first_half"], run["phases"]["last_2s"]
 
     def ms(value):
         return "-" if value is None else round(value, 1)
@@ -807,8 +807,8 @@ def run_summary(stack: str, run: dict) -> dict:
         ),
         "watchdog MiB": round(run["cap_bytes"] / MIB),
         "p99 ms, 1 s to half-way": ms(first["p99_ms"]),
-        "p99 ms, last 1 s": ms(last["p99_ms"]),
-        "answered/s, last 1 s": round(last["answered_per_s"]),
+        "p99 ms, last 2 s": ms(last["p99_ms"]),
+        "answered/s, last 2 s": round(last["answered_per_s"]),
     }
 
 
@@ -901,12 +901,12 @@ def verdict(record: dict) -> LeakVerdict:
     ownership_word = "does not hold" if leaked_too else "holds"
     held = [java_oom, not leaked_too]
     word = "holds" if all(held) else "holds in part" if any(held) else "does not hold"
-    first, last = java["phases"]["first_half"], java["phases"]["last_1s"]
+    first, last = java["phases"]["first_half"], java["phases"]["last_2s"]
     growth_mib = second_half_growth_bytes(bounded["memory"]) / MIB
     sentences = [
         f"Java: with -Xmx{cap_mib}m, LeakService {ending(java)}, having stored "
-        f"{java['requests_ok']:,} sessions. In its last second GC pauses took "
-        f"{_share(final_gc_share(java, 1.0))} of the time (first half: "
+        f"{java['requests_ok']:,} sessions. In its last 2 s GC pauses took "
+        f"{_share(final_gc_share(java, 2.0))} of the time (first half: "
         f"{_share(early_gc_share(java))}), p99 latency was {_ms(last['p99_ms'])} "
         f"(from 1 s to half-way: {_ms(first['p99_ms'])}) and it answered "
         f"{last['answered_per_s']:.0f} requests/s of the "

@@ -156,7 +156,7 @@ def _run(kind, end_s, slope_mib_per_s, gc=None):
         "cap_bytes": 42 * MIB,
         "requests_ok": 1000,
         "requests_failed": 5,
-        "phases": {"first_half": phase, "last_1s": phase},
+        "phases": {"first_half": phase, "last_2s": phase},
         "gc_share": gc,
         "duration_s": end_s,
     }
