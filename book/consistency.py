@@ -214,6 +214,12 @@ def cluster(
             # A stopped process cannot act on SIGTERM: wake it first.
             for index in list(the_cluster.paused):
                 resume(the_cluster, index)
+            # Ask every node to stop at once, so their graceful shutdowns
+            # overlap; the stack then waits for each (and kills stragglers).
+            for index, server in enumerate(servers):
+                if index not in the_cluster.dead and not server.exited():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(server.pid, signal.SIGTERM)
 
 
 def kill(the_cluster: Cluster, index: int) -> None:
