@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -694,12 +695,24 @@ def verdict_rule() -> str:
     )
 
 
-def verdict(record: dict) -> dict:
+@dataclass(frozen=True)
+class Verdict:
+    """The claim's verdict here, shaped like claims.Verdict for the scoreboard."""
+
+    word: str  # "holds", "holds in part", "does not hold", "not measured"
+    sentence: str
+    workers: int
+    cores: int
+    speedup: dict[str, float]  # series -> speedup at `workers`
+
+
+def verdict(record: dict) -> Verdict:
     """The claim, judged from the speedups at the most workers measured.
 
     Holds when Python threads gained (almost) nothing on the summary while
     both Go and Rust ran in parallel; in part when only one side of that is
-    true; does not hold otherwise. One core cannot show parallelism at all.
+    true; does not hold otherwise. One core cannot show parallelism at all,
+    so there the claim is not measured.
     """
     part = record["batch"]
     cores = part["cores"]
@@ -710,7 +723,7 @@ def verdict(record: dict) -> dict:
     python_stuck = py < NO_GAIN_SPEEDUP
     natives = parallel(go, workers, cores) and parallel(rust, workers, cores)
     if cores < 2:
-        word = "cannot be judged"
+        word = "not measured"
     elif python_stuck and natives:
         word = "holds"
     elif python_stuck or natives:
@@ -725,14 +738,9 @@ def verdict(record: dict) -> dict:
         f"{word} on this machine."
     )
     if cores < 2:
-        sentence += " One core cannot run anything in parallel."
-    return {
-        "word": word,
-        "sentence": sentence,
-        "workers": workers,
-        "cores": cores,
-        "speedup": {"python threads": py, "go": go, "rust": rust},
-    }
+        sentence += " One core cannot run anything in parallel: not measured."
+    speedup = {"python threads": py, "go": go, "rust": rust}
+    return Verdict(word, sentence, workers, cores, speedup)
 
 
 def compress_sentence(record: dict) -> str:
@@ -930,6 +938,7 @@ def memory_figure(part: dict, task: str, fingerprint: dict | None):
         colours=colours,
     )
     fig.update_xaxes(dtick=1)
+    fig.update_yaxes(rangemode="tozero")
     return fig
 
 
@@ -944,7 +953,7 @@ def http_figure(record: dict):
             [p["load"]["rate_per_s"] for p in points],
         )
         colours[label] = plots.COLOURS[stack]
-    return plots.curves(
+    fig = plots.curves(
         series,
         "The summary as a service: throughput against concurrent connections",
         "concurrent connections",
@@ -953,6 +962,9 @@ def http_figure(record: dict):
         log_x=True,
         colours=colours,
     )
+    fig.update_xaxes(tickvals=part["concurrency"])
+    fig.update_yaxes(rangemode="tozero")
+    return fig
 
 
 def panel():

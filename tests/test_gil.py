@@ -199,10 +199,10 @@ def test_speedups_and_ideal():
 )
 def test_verdict(python, go, rust, word):
     verdict = gil.verdict(_record(python, go, rust))
-    assert verdict["word"] == word
-    assert verdict["workers"] == 3
-    assert f" {word} on this machine" in verdict["sentence"]
-    assert verdict["speedup"]["go"] == pytest.approx(go[-1] / go[0])
+    assert verdict.word == word
+    assert verdict.workers == 3
+    assert f" {word} on this machine" in verdict.sentence
+    assert verdict.speedup["go"] == pytest.approx(go[-1] / go[0])
 
 
 def test_verdict_rule_names_the_thresholds():
@@ -211,7 +211,7 @@ def test_verdict_rule_names_the_thresholds():
 
 def test_verdict_on_one_core():
     verdict = gil.verdict(_record((1, 1, 1), (1, 1, 1), (1, 1, 1), cores=1))
-    assert verdict["word"] == "cannot be judged"
+    assert verdict.word == "not measured"
 
 
 def test_compress_sentence_compares_the_two_tasks():
