@@ -873,7 +873,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan(
-        (100, 1000), hold_s=2.0, hold_many_s=2.0, bench_time_s=0.05, trials=1
+        (100, 1000), hold_s=1.5, hold_many_s=1.5, bench_time_s=0.05, trials=1
     ),
     "default": Plan(
         (100, 1000, 10000), hold_s=5.0, hold_many_s=10.0, bench_time_s=0.2, trials=1
@@ -932,7 +932,7 @@ def measure_point(
         answers = verify_target(stack)
         preload_s = preload(stack.port, value_bytes)
         with memory.MemorySampler(stack.pids) as idle:
-            time.sleep(0.3)
+            time.sleep(0.1)  # a sample or two of the idle server
         warm_up(stack, value_bytes, warmup_s, split.load)
         point = mixed_load(
             stack,
