@@ -1,10 +1,11 @@
 """The book's chapters, and what each must build before it runs."""
 
-from book import cache, gil, json_api, leak
+from book import cache, gc_pauses, gil, json_api, leak
 
 # chapter file name -> a function building everything it runs
 BUILDS = {
     json_api.CHAPTER: json_api.build_all,
+    gc_pauses.CHAPTER: gc_pauses.build_all,
     cache.CHAPTER: cache.build_all,
     gil.CHAPTER: gil.build_all,
     leak.CHAPTER: leak.build_all,
