@@ -2,7 +2,8 @@
 
 import pytest
 
-from book import leak, machine, memory, toolchain
+from book import leak, load, machine, memory, toolchain
+from book.servers import Server
 
 MIB = leak.MIB
 
@@ -244,3 +245,31 @@ def test_watchdog_stops_the_unbounded_rust_service_at_its_bound():
     assert run["peak_rss_bytes"] < cap_bytes + 8 * MIB
     assert run["requests_ok"] > 0
     assert run["requests_failed"] > 0  # the requests sent after the kill
+
+
+def test_a_refused_run_on_a_live_server_fails_unless_it_may_fall_behind(
+    python_server_argv,
+):
+    """The stdlib server answers POST with 501: load.run refuses the run."""
+    try:
+        toolchain.build_oha()
+    except toolchain.ToolMissing as missing:
+        pytest.skip(str(missing))
+    split = machine.core_split()
+    kwargs = {
+        "rate_per_s": 20,
+        "duration_s": 1.0,
+        "cap_bytes": 10**10,
+        "body_path": leak.payload(),
+        "load_cpus": split.load,
+        "label": "test-leak-refused",
+    }
+    with Server("t-leak-501", [python_server_argv], cpus=split.server) as server:
+        with pytest.raises(load.LoadFailed, match="non-2xx"):
+            leak.run_watched(server, **kwargs)
+        run = leak.run_watched(server, must_keep_up=False, **kwargs)
+        assert not server.exited()
+    assert run["end"]["kind"] == "time bound"
+    assert "non-2xx" in run["fell_behind"]
+    assert run["requests_ok"] == 0
+    assert run["requests_not_2xx"] > 0
