@@ -910,7 +910,7 @@ def warm_up(stack: Stack, value_bytes: int, warmup_s: float, cpus) -> None:
             content_type="application/octet-stream" if method == "PUT" else None,
             cpus=cpus,
             rand_regex_url=True,
-            label=f"cache-warmup-{method.lower()}",
+            label=f"cache-warmup-{method.lower()}-{os.getpid()}",
         )
 
 
@@ -941,7 +941,8 @@ def measure_point(
             value_bytes,
             hold_for_s,
             split.load,
-            label=f"cache-{target}-c{connections}",
+            # the pid keeps two runs side by side (a test, a notebook) apart
+            label=f"cache-{target}-c{connections}-{os.getpid()}",
             on_cap=lambda sample: stack.stop(),
         )
     point["target"] = target
