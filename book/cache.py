@@ -12,6 +12,7 @@ mix, sampling memory and the connections each server really accepted.
 import contextlib
 import os
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -34,7 +35,7 @@ from book import (
     toolchain,
     verify,
 )
-from book.servers import LOOPBACK, Server, free_port
+from book.servers import LOOPBACK, LimitTooLow, Server, free_port
 
 CHAPTER = "cache"
 GO_PACKAGE = "rust-cache-server"
@@ -951,6 +952,30 @@ def measure_point(
     return point, answers
 
 
+def within_file_limit(levels: tuple[int, ...]) -> tuple[tuple[int, ...], str | None]:
+    """The connection counts this machine's open-file hard limit allows.
+
+    Each side (the server, and the load generator) needs one descriptor per
+    connection and some headroom; a count the limit cannot hold is left out
+    and the reason returned, rather than measured with refused connections.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return levels, None
+    allowed = tuple(n for n in levels if n + SERVER_FD_HEADROOM <= hard)
+    dropped = [n for n in levels if n not in allowed]
+    if not dropped:
+        return levels, None
+    reason = (
+        f"the open-file hard limit is {hard}, too low for "
+        f"{', '.join(f'{n:,}' for n in dropped)} connections; raise it "
+        "(ulimit -Hn, as root) to measure them"
+    )
+    if not allowed:
+        raise LimitTooLow(reason)
+    return allowed, reason
+
+
 def measure(
     connections: tuple[int, ...] | None = None,
     read_share: float = 0.9,
@@ -971,6 +996,7 @@ def measure(
     levels = tuple(sorted(connections or the_plan.connections))
     if mode.name == "quick" and levels[-1] > QUICK_MAX_CONNECTIONS:
         raise ValueError(f"quick mode stays at {QUICK_MAX_CONNECTIONS} or fewer")
+    levels, limited = within_file_limit(levels)
     split = machine.core_split()
     record = {
         "started_at": results.now_iso(),
@@ -991,6 +1017,7 @@ def measure(
         "core_split": split.describe(),
         "points": {},
         "skipped": {},
+        "limited": limited,
     }
     if bench:
         record["bench"] = run_go_bench(the_plan.bench_time_s, the_plan.trials)
@@ -1098,9 +1125,10 @@ def verdict_text(record: dict) -> str:
         f"{_size(claim.legacy_value)} heap."
     )
     if n < 10_000:
+        why = record.get("limited") or f"{record.get('mode', 'this')} mode"
         lines.append(
             f"This run stopped at {n:,} connections, not the article's 10,000: "
-            "the verdict is for this load only (quick mode)."
+            f"the verdict is for this load only ({why})."
         )
     return "\n".join(lines)
 

@@ -144,8 +144,11 @@ def test_memory_verdict_compares_the_ratios(java_mib, go_mib, word):
 
 
 def test_verdict_text_says_when_the_load_was_smaller_than_the_articles():
-    assert "quick mode" not in cache.verdict_text(_record(820, 300))
-    assert "not the article's 10,000" in cache.verdict_text(_record(820, 300, 1000))
+    assert "not the article's" not in cache.verdict_text(_record(820, 300))
+    record = {**_record(820, 300, 1000), "mode": "quick"}
+    assert "10,000: the verdict is for this load only (quick mode)" in (
+        cache.verdict_text(record)
+    )
 
 
 def test_growth_per_connection_and_the_closing_rows():
@@ -177,3 +180,13 @@ def test_oha_gets_a_connect_timeout_only_when_asked(tmp_path):
     argv = load.oha_argv(url, **common, connect_timeout_s=90.0)
     assert argv[argv.index("--connect-timeout") + 1] == "90.0s"
     assert argv[-1] == url
+
+
+def test_connection_counts_above_the_file_limit_are_left_out(monkeypatch):
+    monkeypatch.setattr(cache.resource, "getrlimit", lambda _: (1024, 4096))
+    levels, reason = cache.within_file_limit((100, 1000, 10_000))
+    assert levels == (100, 1000)
+    assert "hard limit is 4096" in reason and "10,000" in reason
+    monkeypatch.setattr(cache.resource, "getrlimit", lambda _: (1024, 1100))
+    with pytest.raises(cache.LimitTooLow):
+        cache.within_file_limit((100, 1000))
