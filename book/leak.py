@@ -432,7 +432,7 @@ def run_watched(
             alive = exits.exited_s is None and not server.exited()
             if alive and must_keep_up:
                 raise  # the server was up: a real failure of the run
-            figures, db_path = _figures_after_death(label)
+            figures, db_path = _figures_after_death(label, t0_wall_s)
             fell_behind = str(error) if alive else None
         finally:
             hung.cancel()
@@ -483,7 +483,11 @@ def run_watched(
     }
 
 
-def _figures_after_death(label: str) -> tuple[dict, str | None]:
+def _written_since(path: Path, since_wall_s: float) -> bool:
+    return path.exists() and path.stat().st_mtime >= since_wall_s
+
+
+def _figures_after_death(label: str, since_wall_s: float) -> tuple[dict, str | None]:
     """oha's figures from its files, for a run load.run refused.
 
     A run the server's death cut short has connection errors, and a leaking
@@ -491,11 +495,16 @@ def _figures_after_death(label: str) -> tuple[dict, str | None]:
     still on disk, written where load.run asked oha to write them.
     """
     run_dir = paths.RUN_DIR / "load"
-    # load.run names its files per process, so notebooks side by side differ
-    stem = f"{label}-{os.getpid()}"
+    # load.run names its files per process (notebooks side by side differ);
+    # an older load.run named them by label alone; only this run's file counts
+    stems = [f"{label}-{os.getpid()}", label]
+    stem = next(
+        (s for s in stems if _written_since(run_dir / f"{s}.json", since_wall_s)),
+        stems[0],
+    )
     output = run_dir / f"{stem}.json"
     db_path = run_dir / f"{stem}.sqlite"
-    if not output.exists():
+    if not _written_since(output, since_wall_s):
         raise load.LoadFailed(f"oha wrote no result for {label}")
     figures = load.parse_oha_json(output.read_text())
     load_dict = {
