@@ -1,6 +1,6 @@
 """The book's chapters, and what each must build before it runs."""
 
-from book import cache, gc_pauses, gil, json_api, leak
+from book import cache, consistency, gc_pauses, gil, json_api, leak
 
 # chapter file name -> a function building everything it runs
 BUILDS = {
@@ -9,6 +9,7 @@ BUILDS = {
     cache.CHAPTER: cache.build_all,
     gil.CHAPTER: gil.build_all,
     leak.CHAPTER: leak.build_all,
+    consistency.CHAPTER: consistency.build_all,
 }
 
 
