@@ -412,7 +412,11 @@ def measure_stack(
     )
     cap = NATIVE_CAP_BYTES
     if stack.startswith("java-"):
-        cap = _heap_bytes(knobs["heap"]) + 2**30  # heap, metaspace, threads, code
+        # JDK 17's ZGC maps its heap three times (one view per colour of
+        # pointer), and RSS counts a page once per mapping
+        views = 3 if stack == "java-zgc" else 1
+        # the heap, then metaspace, threads and code
+        cap = views * _heap_bytes(knobs["heap"]) + 2**30
     entry = {"label": STACKS[stack], "kept_up": True, "failure": None, "phases": []}
     requests = {"t_s": [], "latency_ms": [], "phase": []}
     origin_s = None
@@ -423,7 +427,9 @@ def measure_stack(
             "body_path": body_path,
             "content_type": "application/json",
             "cpus": split.load,
-            "server_port": server.port,
+            # no server_port: counting connections scans every socket of the
+            # machine, on a core the measurement needs, and open loop has no use
+            # for the count
         }
         runs = []
         try:
