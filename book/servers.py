@@ -113,10 +113,10 @@ def _owner_alive(started: _Started) -> bool:
 def sweep_leftovers() -> list[int]:
     """Kill process groups an earlier, interrupted run left behind.
 
-    A group is only killed if its leader is the very process that run started
-    (same pid and start time), so a reused pid is never touched, and only if
-    the Python process that started it is gone: a notebook running beside
-    this one keeps its servers.
+    A group is only killed if it is still the group that run started (see
+    `_group_is_ours`), so a reused pid is never touched, and only if the
+    Python process that started it is gone: a notebook running beside this
+    one keeps its servers.
     """
     killed = []
     if not STARTED_DIR.exists():
@@ -129,16 +129,34 @@ def sweep_leftovers() -> list[int]:
             continue
         if _owner_alive(started):
             continue  # a live run (another kernel, say) still owns it
-        for proc in psutil.process_iter(["pid", "create_time"]):
-            try:
-                same_group = os.getpgid(proc.pid) == started.pgid
-            except (ProcessLookupError, PermissionError):
-                continue
-            if same_group and proc.info["create_time"] >= started.leader_create_time:
-                proc.kill()
-                killed.append(proc.pid)
+        if _group_is_ours(started):
+            for proc in psutil.process_iter(["pid"]):
+                try:
+                    if os.getpgid(proc.pid) == started.pgid:
+                        proc.kill()
+                        killed.append(proc.pid)
+                except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+                    continue
         path.unlink(missing_ok=True)
     return killed
+
+
+def _group_is_ours(started: _Started) -> bool:
+    """Whether the process group `started.pgid` is still the one we started.
+
+    A group id is its leader's pid. While our leader lives, it has the start
+    time we recorded; a leader with another start time is a new group that
+    reused the pid: not ours. With no leader, the id cannot have been reused
+    while members of our group live, so they are ours, unless the machine
+    rebooted since (every pid is new then).
+    """
+    if psutil.boot_time() > started.leader_create_time:
+        return False
+    try:
+        leader = psutil.Process(started.pgid)
+        return abs(leader.create_time() - started.leader_create_time) < 0.01
+    except psutil.NoSuchProcess:
+        return True
 
 
 class Server:
@@ -190,6 +208,7 @@ class Server:
     # --- start -------------------------------------------------------------
 
     def __enter__(self) -> "Server":
+        _install_sigterm_handler()
         sweep_leftovers()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.nofile:
@@ -359,3 +378,23 @@ class Server:
 def _stop_all() -> None:
     for server in list(_live_servers):
         server.stop()
+
+
+def _on_sigterm(signum, frame) -> None:
+    """A plain `kill` of the bench: stop every server, then die as asked.
+
+    atexit handlers do not run when a signal ends the process, so without
+    this a SIGTERM would leave the servers running (the next start sweeps
+    them, but only then).
+    """
+    _stop_all()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_handler() -> None:
+    # Only from the main thread, and never over a handler someone else set.
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)

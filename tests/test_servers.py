@@ -44,7 +44,11 @@ def test_whole_group_is_killed_after_an_exception(python_server_argv):
     parent = [sys.executable, "-c", code]
     with pytest.raises(RuntimeError, match="boom"):
         with servers.Server("t-exc", [parent, python_server_argv]) as server:
-            tree = psutil.Process(server.pid).children(recursive=True)
+            deadline_s = time.monotonic() + 10
+            tree = []
+            while not tree and time.monotonic() < deadline_s:
+                time.sleep(0.05)  # the parent starts its child after it starts
+                tree = psutil.Process(server.pid).children(recursive=True)
             assert tree, "the test needs a grandchild"
             raise RuntimeError("boom")
     for proc in tree:
@@ -99,3 +103,45 @@ def test_limit_too_low_is_said_plainly():
         pytest.skip("no hard open-file limit here")
     with pytest.raises(servers.LimitTooLow, match="hard limit"):
         servers.raise_nofile(hard + 1)
+
+
+def test_sweep_leaves_a_group_that_reused_the_pid_alone():
+    # an unrelated group leader, with a stale record claiming its pid earlier
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], process_group=0
+    )
+    try:
+        stale = servers._Started(
+            pgid=bystander.pid,
+            leader_create_time=psutil.Process(bystander.pid).create_time() - 100,
+            argv=["old"],
+        )
+        servers._record_start(stale)
+        assert bystander.pid not in servers.sweep_leftovers()
+        assert bystander.poll() is None, "the sweep killed a process not ours"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_a_plain_kill_of_the_bench_stops_its_servers():
+    script = (
+        "import sys, time\n"
+        "from book import servers\n"
+        "argv = [sys.executable, '-c', 'import time; print(\"listening on "
+        "127.0.0.1:1\", flush=True); time.sleep(600)']\n"
+        "s = servers.Server('t-term', [argv], ready_timeout_s=0.5)\n"
+        "servers._install_sigterm_handler()\n"
+        "s.run_dir.mkdir(parents=True, exist_ok=True)\n"
+        "s._start_all()\n"
+        "print(s.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    server_pid = int(runner.stdout.readline())
+    runner.terminate()
+    assert runner.wait(15) == -signal.SIGTERM
+    deadline_s = time.monotonic() + 10
+    while not _gone(server_pid) and time.monotonic() < deadline_s:
+        time.sleep(0.1)
+    assert _gone(server_pid)
