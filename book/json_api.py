@@ -166,12 +166,39 @@ def start(stack: str, cpus: tuple[int, ...], max_children: int | None = None):
 # --- verification ------------------------------------------------------------
 
 
+def _status(lang: str, text: str, tags: list[str]) -> dict:
+    return {
+        "id_str": "1",
+        "text": text,
+        "lang": lang,
+        "retweet_count": 3,
+        "user": {"id_str": "u1", "followers_count": 7},
+        "entities": {"hashtags": [{"text": tag} for tag in tags]},
+    }
+
+
+EDGE_BODIES = tuple(
+    json.dumps({"statuses": statuses}).encode()
+    for statuses in (
+        [],
+        [_status("\u0000x", "tab\there \u00e9 \ud83d\ude00", ["a", "a", "B"])],
+        [_status("0", "x", []), _status("1", "y", ["0"])],
+    )
+)
+
+
 def verify_stack(server: Server, body_path: Path) -> dict:
     """Both endpoints, and bad input, before any load. Returns the summary."""
     body = body_path.read_bytes()
     expected = expected_summary(body)
     verify.verify_techempower_json(server.port, JSON_PATH)
     verify.verify_post_json(server.port, STATUSES_PATH, body, expected)
+    # Corners where implementations have differed: escapes, a NUL-led key,
+    # emoji, a lang "0" (PHP would make a list of it), no statuses at all.
+    for edge in EDGE_BODIES:
+        verify.verify_post_json(
+            server.port, STATUSES_PATH, edge, expected_summary(edge)
+        )
     bad_inputs = [
         (b'{"statuses": [', 400, "application/json"),
         (b'{"statuses": [{"lang": 5}]}', 422, "application/json"),

@@ -238,7 +238,9 @@ pub fn summarise(body: &[u8]) -> Result<Summary, ApiError> {
     // from_str, not from_slice: the UTF-8 is checked once above, for the
     // whole body, so the parser need not check it again string by string.
     let Object(timeline) = serde_json::from_str::<Object<Timeline>>(text).map_err(|e| {
-        if e.is_data() {
+        // A number too large for any float (1e400) is valid JSON that does not
+        // fit the schema: a wrong type, as PHP (which reads it as INF) says.
+        if e.is_data() || e.to_string().starts_with("number out of range") {
             ApiError::WrongType(e.to_string())
         } else {
             ApiError::MalformedJson(e.to_string())

@@ -279,3 +279,18 @@ fn errors_carry_a_detail() {
     assert!(matches!(err, ApiError::MalformedJson(_)));
     assert!(err.to_string().starts_with("the body is not valid JSON"));
 }
+
+#[test]
+fn a_number_beyond_any_float_is_a_wrong_type() {
+    // Valid JSON, but no integer field can hold it: 422 on both sides.
+    let body = br#"{"statuses":[{"id_str":"1","text":"a","lang":"en","retweet_count":1e400,
+        "user":{"id_str":"u","followers_count":1},"entities":{"hashtags":[]}}]}"#;
+    assert_eq!(kind(body), "wrong_type");
+}
+
+#[test]
+fn a_language_starting_with_nul_is_counted() {
+    let body = timeline(&[status("1", r"\u0000x", &[], "")]);
+    let summary = summarise(&body).expect("a valid body");
+    assert_eq!(summary.languages.get("\u{0}x"), Some(&1));
+}

@@ -183,11 +183,22 @@ function summarise(string $body): array
         'total_followers' => $totalFollowers,
         'total_retweet_count' => $totalRetweetCount,
         'text_chars' => $textChars,
-        // The object cast keeps `{}` for no statuses (an empty array would
-        // encode as `[]`) and `{"0": 1}` for a lang "0" (not `[1]`).
-        'languages' => (object) $languages,
+        'languages' => languagesObject($languages),
         'top_hashtags' => array_slice($ranked, 0, TOP_HASHTAGS),
     ];
+}
+
+// The counts per language as a JSON object, whatever the keys. An empty array
+// would encode as `[]` and one keyed 0, 1, ... (a lang "0") as a list, so
+// those are cast to an object; but the cast drops keys that start with a NUL
+// byte (PHP reserves them for private properties), so any other array stays
+// an array, which json_encode writes as an object with every key.
+function languagesObject(array $languages): array|stdClass
+{
+    if ($languages === [] || array_is_list($languages)) {
+        return (object) $languages;
+    }
+    return $languages;
 }
 
 // --- handlers --------------------------------------------------------------
