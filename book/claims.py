@@ -169,6 +169,38 @@ CLAIMS = (
         replacement_value=None,
         hardware="not stated",
     ),
+    Claim(
+        key="raft_gc",
+        chapter="consistency",
+        says=(
+            "A Rust transactional API can use strong consistency with Raft, since "
+            "Rust's control over memory keeps GC pauses out of consensus timing."
+        ),
+        metric="heartbeat delays and spurious elections under allocation pressure",
+        unit="ms",
+        legacy="Go (garbage collected)",
+        replacement="Rust",
+        legacy_value=None,
+        replacement_value=None,
+        hardware="not stated",
+        higher_is_better=False,
+    ),
+    Claim(
+        key="gossip_eventual",
+        chapter="consistency",
+        says=(
+            "A Go distributed cache can use eventual consistency with leaderless "
+            "replication, since goroutines make gossip traffic easy to handle."
+        ),
+        metric="time until a write is visible on every node",
+        unit="ms",
+        legacy="a single leader",
+        replacement="Go gossip (memberlist)",
+        legacy_value=None,
+        replacement_value=None,
+        hardware="not stated",
+        higher_is_better=False,
+    ),
 )
 
 _BY_KEY = {claim.key: claim for claim in CLAIMS}

@@ -54,38 +54,8 @@ ALLOC_LIVE_MB = 64  # heap each node keeps alive under allocation pressure
 
 # The article's claims for this chapter. It gives no figures for them, so
 # each verdict is qualitative, computed from what was measured.
-RAFT_GC_CLAIM = claims.Claim(
-    key="raft_gc",
-    chapter=CHAPTER,
-    says=(
-        "A Rust transactional API can use strong consistency with Raft, since "
-        "Rust's control over memory keeps GC pauses out of consensus timing."
-    ),
-    metric="heartbeat delays and spurious elections under allocation pressure",
-    unit="ms",
-    legacy="Go (garbage collected)",
-    replacement="Rust",
-    legacy_value=None,
-    replacement_value=None,
-    hardware="not stated",
-    higher_is_better=False,
-)
-GOSSIP_CLAIM = claims.Claim(
-    key="gossip_eventual",
-    chapter=CHAPTER,
-    says=(
-        "A Go distributed cache can use eventual consistency with leaderless "
-        "replication, since goroutines make gossip traffic easy to handle."
-    ),
-    metric="time until a write is visible on every node",
-    unit="ms",
-    legacy="a single leader",
-    replacement="Go gossip (memberlist)",
-    legacy_value=None,
-    replacement_value=None,
-    hardware="not stated",
-    higher_is_better=False,
-)
+RAFT_GC_CLAIM = claims.claim("raft_gc")
+GOSSIP_CLAIM = claims.claim("gossip_eventual")
 
 
 # --- how long each phase runs ------------------------------------------------

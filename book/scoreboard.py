@@ -24,11 +24,17 @@ class Entry:
 VERDICT_WORDS = ("holds", "holds in part", "does not hold", "not measured")
 
 ENTRIES = (
+    Entry("gc_latency", "gc_pauses", "sweep", "verdict"),
+    Entry("leak_oom", "leak", "sweep", "verdict"),
     Entry("php_throughput", "json_api", "sweep", "throughput_verdict"),
     Entry("php_memory", "json_api", "sweep", "memory_verdict"),
+    Entry("gil_parallel", "gil", "sweep", "verdict"),
+    Entry("cache_memory", "cache", "sweep", "memory_verdict"),
     Entry("compile_time", "tradeoffs", "sweep", "compile_verdict"),
     Entry("deploy_seconds", "tradeoffs", "sweep", "deploy_verdict"),
     Entry("rust_vertical", "tradeoffs", "sweep", "vertical_verdict"),
+    Entry("raft_gc", "consistency", "sweep", "gc_verdict"),
+    Entry("gossip_eventual", "consistency", "sweep", "gossip_verdict"),
 )
 
 

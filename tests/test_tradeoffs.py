@@ -78,3 +78,17 @@ def test_scoreboard_html_links_each_claim_to_its_chapter(missing):
     assert 'href="chapters/tradeoffs.html"' in page
     assert ("not measured" in page) == missing
     assert ("(reference set)" in page) != missing
+
+
+def test_every_claim_is_on_the_scoreboard():
+    listed = {entry.claim_key for entry in scoreboard.ENTRIES}
+    assert listed == {claim.key for claim in tradeoffs.claims.CLAIMS}
+
+
+def test_every_scoreboard_entry_names_a_real_verdict():
+    import importlib
+
+    for entry in scoreboard.ENTRIES:
+        module = importlib.import_module(f"book.{entry.module}")
+        assert callable(getattr(module, entry.verdict)), entry
+        assert module.CHAPTER == tradeoffs.claims.claim(entry.claim_key).chapter
