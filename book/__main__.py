@@ -29,17 +29,21 @@ def doctor() -> int:
 
 
 def measure(chapter: str) -> int:
-    from book import chapters, json_api
+    """Measure one chapter from a shell, save its record, print its verdicts."""
+    from book import chapters, results, scoreboard
 
-    if chapter not in chapters.BUILDS:
-        print(f"ERROR: no chapter {chapter!r}; known: {', '.join(chapters.BUILDS)}")
+    if chapter not in chapters.MODULES:
+        known = ", ".join(chapters.MODULES)
+        print(f"ERROR: no chapter {chapter!r}; known: {known}")
         return 1
-    for built in chapters.BUILDS[chapter]():
+    module = chapters.MODULES[chapter]
+    for built in module.build_all():
         print(built.describe())
-    if chapter == json_api.CHAPTER:
-        record = json_api.measure()
-        for row in json_api.table(record):
-            print(row)
+    record = module.measure()
+    print(f"saved {results.record_path(chapter, 'sweep')} ({record['mode']} mode)")
+    for row in scoreboard.rows():
+        if row["chapter"] == chapter and "verdict" in row:
+            print(f"- {row['verdict'].sentence}")
     return 0
 
 

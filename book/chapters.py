@@ -1,16 +1,14 @@
 """The book's chapters, and what each must build before it runs."""
 
-from book import cache, consistency, gc_pauses, gil, json_api, leak
+from book import cache, consistency, gc_pauses, gil, json_api, leak, tradeoffs
 
-# chapter file name -> a function building everything it runs
-BUILDS = {
-    json_api.CHAPTER: json_api.build_all,
-    gc_pauses.CHAPTER: gc_pauses.build_all,
-    cache.CHAPTER: cache.build_all,
-    gil.CHAPTER: gil.build_all,
-    leak.CHAPTER: leak.build_all,
-    consistency.CHAPTER: consistency.build_all,
+# chapter file name -> its bench module, in reading order. Each module has
+# CHAPTER, build_all() (everything it runs) and measure() (saves a record).
+MODULES = {
+    module.CHAPTER: module
+    for module in (json_api, gc_pauses, leak, gil, cache, tradeoffs, consistency)
 }
+BUILDS = {name: module.build_all for name, module in MODULES.items()}
 
 
 def print_run_times() -> None:

@@ -81,6 +81,9 @@ def fingerprint(split: CoreSplit | None = None) -> dict:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "toolchains": toolchain.versions(),
+        # other work on the machine at the start: figures taken while it was
+        # busy are noisy, and their captions say so
+        "load_average_1m": os.getloadavg()[0],
     }
     if split is not None:
         fp["server_cpus"] = list(split.server)
@@ -100,4 +103,15 @@ def label(fp: dict) -> str:
             f"; server on {len(fp['server_cpus'])} core(s), "
             f"load on {len(fp['load_cpus'])}"
         )
+    if is_busy(fp):
+        text += (
+            f"; BUSY: load average {fp['load_average_1m']:.1f} at the start, "
+            "so these figures are noisy"
+        )
     return text
+
+
+def is_busy(fp: dict) -> bool:
+    """More runnable work than cores (plus one for the bench) at the start."""
+    load = fp.get("load_average_1m")
+    return load is not None and load > fp["cpus_available"] + 1
