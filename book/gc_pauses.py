@@ -68,7 +68,11 @@ ALIGNED_SHARE = 0.5
 FAR_SHORTER = 10.0
 # Go and Rust hold no fixed heap; the watchdog stops a run past this.
 NATIVE_CAP_BYTES = 3 * 2**30
-TIMELINE_WINDOW_S = 0.010  # the timeline draws the slowest request per window
+# The timeline draws the slowest request per window: at least this long,
+# and long enough that a row has at most TIMELINE_POINTS (a page with tens of
+# thousands of points is slow to draw, and slower still to diff in the tests).
+TIMELINE_WINDOW_S = 0.010
+TIMELINE_POINTS = 400
 
 PHASES = ("steady", "peak", "steady again")
 COLLECTORS = {"g1": "G1", "parallel": "Parallel", "zgc": "Z"}
@@ -154,6 +158,26 @@ def build_all() -> list[toolchain.Built]:
         toolchain.build_go("gcservice"),
         toolchain.build_cargo("gc-service"),
     ]
+
+
+def build_in_notebook() -> list[toolchain.Built]:
+    """build_all(), then clear the compiler's live tail from the cell.
+
+    A cold build streams its last lines into the cell while it runs; once
+    done, the cell keeps only what the chapter prints (one line per target,
+    saying whether it was built or reused), so its output has one shape
+    whether anything was rebuilt or not. The whole log stays in .run.
+    """
+    built = build_all()
+    try:
+        from IPython import get_ipython
+        from IPython.display import clear_output
+    except ImportError:
+        return built
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        clear_output()  # a kernel's cell; elsewhere there is nothing to clear
+    return built
 
 
 def _built(product: Path, build) -> Path:
@@ -936,11 +960,29 @@ def window_max(
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def timeline_window_s(record: dict) -> float:
+    """The window the timeline takes the slowest request of."""
+    span_s = max(
+        (p["end_s"] for e in record["stacks"].values() for p in e["phases"]),
+        default=0.0,
+    )
+    return max(TIMELINE_WINDOW_S, span_s / TIMELINE_POINTS)
+
+
+def timeline_caption(record: dict) -> str:
+    return (
+        "Corrected latency of every request, drawn as the slowest in each "
+        f"{timeline_window_s(record) * 1000:.0f} ms, with each GC pause where it "
+        "happened; the shaded band is the traffic peak."
+    )
+
+
 def timeline_figure(record: dict, max_bands: int = 300):
     """Latency over time, one row per stack, each GC pause where it happened."""
     from plotly.subplots import make_subplots
 
     stacks = record["stacks"]
+    window_s = timeline_window_s(record)
     titles = [
         entry["label"] + ("" if entry["kept_up"] else " (could not keep up)")
         for entry in stacks.values()
@@ -961,7 +1003,12 @@ def timeline_figure(record: dict, max_bands: int = 300):
         return first
 
     for row, (stack, entry) in enumerate(stacks.items(), start=1):
-        xs, ys = window_max(entry["requests"]["t_s"], entry["requests"]["latency_ms"])
+        xs, ys = window_max(
+            entry["requests"]["t_s"], entry["requests"]["latency_ms"], window_s
+        )
+        # what a plot can show: 1 ms on the time axis, 3 digits of latency
+        xs = [round(x, 3) for x in xs]
+        ys = [float(f"{y:.3g}") for y in ys]
         fig.add_scattergl(
             x=xs,
             y=ys,
