@@ -350,7 +350,15 @@ def build_and_report(build_all) -> None:
     its install command instead of failing the chapter (which then shows its
     last saved measurement)."""
     try:
-        for built in build_all():
-            print(built.describe())
+        builds = build_all()
     except (ToolMissing, BuildFailed) as error:
         print(f"NOT BUILT: {error}")
+        return
+    if _in_notebook():
+        # The compilers' live tails have done their job; one line per target
+        # stays, the same whether a target was built now or reused.
+        from IPython.display import clear_output
+
+        clear_output()
+    for built in builds:
+        print(built.describe())

@@ -122,7 +122,10 @@ def _timed(argv: list[str], cwd: Path, env: dict | None = None) -> float:
 
 def _fresh_copy(source: Path, target: Path, skip: tuple[str, ...]) -> Path:
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*skip))
+    # dirs_exist_ok: whatever rmtree could not remove is overwritten
+    shutil.copytree(
+        source, target, ignore=shutil.ignore_patterns(*skip), dirs_exist_ok=True
+    )
     return target
 
 
