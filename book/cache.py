@@ -32,6 +32,7 @@ from book import (
     paths,
     plots,
     results,
+    tables,
     toolchain,
     verify,
 )
@@ -1226,12 +1227,7 @@ def closing_rows(record: dict) -> list[dict]:
 
 
 def print_rows(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        cells = (str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
-        print("  ".join(cells))
+    tables.print_rows(rows)
 
 
 # --- figures and the panel ---------------------------------------------------

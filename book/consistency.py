@@ -25,7 +25,18 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 
-from book import claims, gclog, load, machine, modes, paths, plots, results, toolchain
+from book import (
+    claims,
+    gclog,
+    load,
+    machine,
+    modes,
+    paths,
+    plots,
+    results,
+    tables,
+    toolchain,
+)
 from book.servers import Server, free_port
 
 CHAPTER = "consistency"
@@ -997,12 +1008,7 @@ def table(record: dict) -> list[dict]:
 
 def print_table(record: dict) -> None:
     rows = table(record)
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        cells = (str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
-        print("  ".join(cells))
+    tables.print_rows(rows)
 
 
 def heartbeat_rows(record: dict) -> list[dict]:

@@ -41,6 +41,7 @@ from book import (
     paths,
     plots,
     results,
+    tables,
     toolchain,
     verify,
 )
@@ -857,12 +858,7 @@ def table(record: dict) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        cells = (str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
-        print("  ".join(cells))
+    tables.print_rows(rows)
 
 
 def http_table(record: dict) -> list[dict]:

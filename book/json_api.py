@@ -23,6 +23,7 @@ from book import (
     paths,
     plots,
     results,
+    tables,
     toolchain,
     verify,
 )
@@ -444,12 +445,7 @@ def memory_figure(record: dict):
 
 def print_table(record: dict) -> None:
     rows = table(record)
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        cells = (str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
-        print("  ".join(cells))
+    tables.print_rows(rows)
 
 
 def loadgen_report(record: dict) -> str:

@@ -37,6 +37,7 @@ from book import (
     paths,
     plots,
     results,
+    tables,
     toolchain,
     verify,
 )
@@ -836,12 +837,7 @@ def run_summary(stack: str, run: dict) -> dict:
 
 def print_table(record: dict) -> None:
     rows = [run_summary(stack, run) for stack, run in record["runs"].items()]
-    columns = list(rows[0])
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in rows:
-        cells = (str(row[c]).ljust(w) for c, w in zip(columns, widths, strict=True))
-        print("  ".join(cells))
+    tables.print_rows(rows)
 
 
 def watchdog_report(record: dict) -> list[str]:
