@@ -160,26 +160,6 @@ def build_all() -> list[toolchain.Built]:
     ]
 
 
-def build_in_notebook() -> list[toolchain.Built]:
-    """build_all(), then clear the compiler's live tail from the cell.
-
-    A cold build streams its last lines into the cell while it runs; once
-    done, the cell keeps only what the chapter prints (one line per target,
-    saying whether it was built or reused), so its output has one shape
-    whether anything was rebuilt or not. The whole log stays in .run.
-    """
-    built = build_all()
-    try:
-        from IPython import get_ipython
-        from IPython.display import clear_output
-    except ImportError:
-        return built
-    shell = get_ipython()
-    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
-        clear_output()  # a kernel's cell; elsewhere there is nothing to clear
-    return built
-
-
 def _built(product: Path, build) -> Path:
     """The product of build_all(), which the chapter runs first; built here
     only if it is missing, so that starting a stack never rebuilds it."""
