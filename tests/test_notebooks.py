@@ -27,7 +27,7 @@ MASKS = (
     # which points the load generator limited depends on the run
     (r"bounded by the load generator[^\n]*", "LOADGEN"),
     (r"\bTrue\b|\bFalse\b", "BOOL"),
-    (r"-?\d[\d,]*(\.\d+)?(e[+-]?\d+)?", "N"),
+    (r"[-+]?\d[\d,]*(\.\d+)?(e[+-]?\d+)?", "N"),
     # table columns are padded to the widest figure
     (r"[ \t]+", " "),
 )
