@@ -27,7 +27,7 @@ from book import (
     toolchain,
     verify,
 )
-from book.servers import Server, free_port
+from book.servers import Server, free_port, nginx_command, render_config
 
 CHAPTER = "php_fpm"
 STATUSES_PATH = "/statuses"
@@ -82,16 +82,6 @@ def build_all() -> list[toolchain.Built]:
     return [toolchain.build_oha(), toolchain.build_cargo("fastjson-api")]
 
 
-def _render(template: Path, out: Path, values: dict) -> Path:
-    text = template.read_text(encoding="utf-8")
-    for name, value in values.items():
-        text = text.replace("{{" + name + "}}", str(value))
-    if "{{" in text:
-        raise ValueError(f"{template.name}: a placeholder was left unfilled")
-    out.write_text(text, encoding="utf-8")
-    return out
-
-
 def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
     """php-fpm (pm = static, OPcache on) behind nginx, pinned to `cpus`."""
     php_fpm = toolchain.require("php-fpm")
@@ -106,8 +96,12 @@ def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
         "max_children": max_children,
         "nginx_workers": len(cpus),
     }
-    fpm_conf = _render(PHP_DIR / "php-fpm.conf.tmpl", run_dir / "php-fpm.conf", values)
-    nginx_conf = _render(PHP_DIR / "nginx.conf.tmpl", run_dir / "nginx.conf", values)
+    fpm_conf = render_config(
+        PHP_DIR / "php-fpm.conf.tmpl", run_dir / "php-fpm.conf", values
+    )
+    nginx_conf = render_config(
+        PHP_DIR / "nginx.conf.tmpl", run_dir / "nginx.conf", values
+    )
     return Server(
         "php",
         [
@@ -122,15 +116,7 @@ def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:
                 "-y",
                 str(fpm_conf),
             ],
-            [
-                nginx,
-                "-e",
-                str(run_dir / "error.log"),
-                "-p",
-                str(run_dir),
-                "-c",
-                str(nginx_conf),
-            ],
+            nginx_command(nginx, run_dir, nginx_conf),
         ],
         port=port,
         cpus=cpus,

@@ -36,6 +36,30 @@ STARTED_DIR = paths.RUN_DIR / "started"
 _live_servers: set["Server"] = set()
 
 
+def render_config(template: Path, out: Path, values: dict) -> Path:
+    """Fill a config template's `{{name}}` placeholders; refuse any left over."""
+    text = template.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", str(value))
+    if "{{" in text:
+        raise ValueError(f"{template.name}: a placeholder was left unfilled")
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+def nginx_command(nginx: str, run_dir: Path, conf: Path) -> list[str]:
+    """nginx in the foreground with every path of its own under run_dir."""
+    return [
+        nginx,
+        "-e",
+        str(run_dir / "error.log"),
+        "-p",
+        str(run_dir),
+        "-c",
+        str(conf),
+    ]
+
+
 class ServerFailed(RuntimeError):
     """A server did not start, or died; the message carries its log's tail."""
 

@@ -28,7 +28,7 @@ from book import (
     results,
     toolchain,
 )
-from book.servers import Server, free_port
+from book.servers import Server, free_port, nginx_command, render_config
 
 CHAPTER = "tradeoffs"
 WORK_DIR = paths.RUN_DIR / "tradeoffs"
@@ -278,7 +278,6 @@ def start_up(key: str, cpus: tuple[int, ...], trials: int) -> dict:
 
 
 def _render_balancer(run_dir: Path, port: int, upstream_ports: list[int], workers):
-    text = (paths.SNIPPETS_DIR / "nginx" / "balancer.conf.tmpl").read_text()
     upstreams = "\n        ".join(f"server 127.0.0.1:{p};" for p in upstream_ports)
     values = {
         "run_dir": run_dir,
@@ -286,11 +285,8 @@ def _render_balancer(run_dir: Path, port: int, upstream_ports: list[int], worker
         "upstreams": upstreams,
         "workers": workers,
     }
-    for name, value in values.items():
-        text = text.replace("{{" + name + "}}", str(value))
-    path = run_dir / "nginx.conf"
-    path.write_text(text)
-    return path
+    template = paths.SNIPPETS_DIR / "nginx" / "balancer.conf.tmpl"
+    return render_config(template, run_dir / "nginx.conf", values)
 
 
 def balancer(upstream_ports: list[int], cpus: tuple[int, ...], probe: str) -> Server:
@@ -301,17 +297,7 @@ def balancer(upstream_ports: list[int], cpus: tuple[int, ...], probe: str) -> Se
     nginx = toolchain.require("nginx")
     return Server(
         "balancer",
-        [
-            [
-                nginx,
-                "-e",
-                str(run_dir / "error.log"),
-                "-p",
-                str(run_dir),
-                "-c",
-                str(conf),
-            ]
-        ],
+        [nginx_command(nginx, run_dir, conf)],
         port=port,
         cpus=cpus,
         nofile=16384,
