@@ -37,7 +37,15 @@ FD_HEADROOM = 256
 
 
 class LoadFailed(RuntimeError):
-    """The run had errors or did not reach its target; nothing is reported."""
+    """The run had errors or did not reach its target; nothing is reported.
+
+    `figures` holds what oha measured when it finished at all, for a caller
+    whose finding is the failure itself (a server that drops connections).
+    """
+
+    def __init__(self, message: str, figures: dict | None = None):
+        super().__init__(message)
+        self.figures = figures
 
 
 @dataclass
@@ -122,7 +130,7 @@ def check_figures(figures: dict, target_rate_per_s: float | None, what: str) -> 
             "keep up; lower the rate"
         )
     if faults:
-        raise LoadFailed(f"{what}: " + "; ".join(faults))
+        raise LoadFailed(f"{what}: " + "; ".join(faults), figures)
 
 
 def count_established(port: int) -> int:
@@ -261,6 +269,7 @@ def run(
     if proc.returncode != 0 or not output.exists():
         raise LoadFailed(f"oha exited with {proc.returncode}: {stderr.strip()[-800:]}")
     figures = parse_oha_json(output.read_text())
+    figures["db_path"] = str(db_path) if db_path else None
     check_figures(figures, rate_per_s, f"{method} {url} at c={concurrency}")
     result = LoadResult(
         url=url,

@@ -190,3 +190,35 @@ def test_connection_counts_above_the_file_limit_are_left_out(monkeypatch):
     monkeypatch.setattr(cache.resource, "getrlimit", lambda _: (1024, 1100))
     with pytest.raises(cache.LimitTooLow):
         cache.within_file_limit((100, 1000))
+
+
+def test_a_failed_run_keeps_its_figures_and_a_crashed_one_says_why(monkeypatch):
+    figures = {"requests": 5, "errors": {"connection error": 2}}
+
+    def failing_run(**kwargs):
+        if kwargs["method"] == "GET":
+            raise load.LoadFailed("GET: request errors", figures)
+        raise load.LoadFailed("oha exited with 1")
+
+    monkeypatch.setattr(cache.load, "run", failing_run)
+    runs = {}
+    cache._run_or_figures({"method": "GET"}, runs, "GET")
+    cache._run_or_figures({"method": "PUT"}, runs, "PUT")
+    assert runs["GET"]["requests"] == 5 and "request errors" in runs["GET"]["failed"]
+    assert runs["PUT"] == {"crashed": "oha exited with 1"}
+
+
+def test_a_server_that_never_held_every_connection_is_reported_not_hidden():
+    record = _record(1500, 300)
+    java_top = record["points"]["java"][-1]
+    java_top.update(
+        errors={"connection error": 1394},
+        accepted_most=9_100,
+        all_accepted_at_s=None,
+        short="java: asked for 10,000 connections, the server held at most 9,100",
+    )
+    verdict = cache.verdict_text(record)
+    assert "failed 1,394 requests" in verdict
+    assert "never all held (at most 9,100)" in verdict
+    assert "4 of 5 points held every connection" in cache.connections_text(record)
+    assert any("never all held" in line for line in cache.load_text(record))

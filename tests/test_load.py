@@ -35,8 +35,10 @@ def test_open_loop_reaches_its_rate():
 )
 def test_untrustworthy_runs_fail_loudly(fixture, target, message):
     figures = load.parse_oha_json((OHA / fixture).read_text())
-    with pytest.raises(load.LoadFailed, match=message):
+    with pytest.raises(load.LoadFailed, match=message) as failure:
         load.check_figures(figures, target, fixture)
+    # what was measured travels with the failure, for a caller to show
+    assert failure.value.figures is figures
 
 
 def test_per_request_records_are_latency_corrected():
