@@ -1189,7 +1189,8 @@ def held_words(point: dict) -> str:
 def accepted_words(point: dict) -> str:
     if point["all_accepted_at_s"] is None:
         return f"never all held (at most {point['accepted_most']:,})"
-    return f"all {point['accepted_most']:,} held after {point['all_accepted_at_s']:.1f} s"
+    held_s = point["all_accepted_at_s"]
+    return f"all {point['accepted_most']:,} held after {held_s:.1f} s"
 
 
 def connections_text(record: dict) -> str:

@@ -9,6 +9,10 @@ import psutil
 
 # The article's VM had 4 cores: give the server that many when we can.
 ARTICLE_SERVER_CORES = 4
+# A measurement that starts with more than this share of the CPUs in use by
+# other work is labelled BUSY: its figures are noisy.
+BUSY_SHARE = 0.30
+BUSY_SAMPLE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ def fingerprint(split: CoreSplit | None = None) -> dict:
     """What a reader needs to compare a figure with their own machine's."""
     from book import toolchain  # late: toolchain asks every tool its version
 
+    # Sampled before the tools are asked their versions (a JVM starting is
+    # work too). A load average would not do: the threads of the previous
+    # chapter's last run keep it high for minutes after they have ended.
+    busy_share = psutil.cpu_percent(interval=BUSY_SAMPLE_S) / 100
     fp = {
         "cpu_model": cpu_model(),
         "logical_cores": psutil.cpu_count(logical=True),
@@ -83,6 +91,7 @@ def fingerprint(split: CoreSplit | None = None) -> dict:
         "toolchains": toolchain.versions(),
         # other work on the machine at the start: figures taken while it was
         # busy are noisy, and their captions say so
+        "cpu_busy_share_at_start": busy_share,
         "load_average_1m": os.getloadavg()[0],
     }
     if split is not None:
@@ -104,14 +113,25 @@ def label(fp: dict) -> str:
             f"load on {len(fp['load_cpus'])}"
         )
     if is_busy(fp):
-        text += (
-            f"; BUSY: load average {fp['load_average_1m']:.1f} at the start, "
-            "so these figures are noisy"
-        )
+        text += f"; BUSY: {busy_words(fp)} at the start, so these figures are noisy"
     return text
 
 
 def is_busy(fp: dict) -> bool:
-    """More runnable work than cores (plus one for the bench) at the start."""
+    """Other work held a good share of the CPUs when the measurement began.
+
+    Records saved before the CPU share was sampled carry only the load
+    average: more runnable work than cores, plus one for the bench.
+    """
+    share = fp.get("cpu_busy_share_at_start")
+    if share is not None:
+        return share > BUSY_SHARE
     load = fp.get("load_average_1m")
     return load is not None and load > fp["cpus_available"] + 1
+
+
+def busy_words(fp: dict) -> str:
+    share = fp.get("cpu_busy_share_at_start")
+    if share is not None:
+        return f"{share:.0%} of the CPUs in use by other work"
+    return f"load average {fp['load_average_1m']:.1f}"
