@@ -30,14 +30,14 @@ def doctor() -> int:
 
 def measure(chapter: str) -> int:
     """Measure one chapter from a shell, save its record, print its verdicts."""
-    from book import chapters, results, scoreboard
+    from book import chapters, results, scoreboard, toolchain
 
     if chapter not in chapters.MODULES:
         known = ", ".join(chapters.MODULES)
         print(f"ERROR: no chapter {chapter!r}; known: {known}")
         return 1
     module = chapters.MODULES[chapter]
-    for built in module.build_all():
+    for built in [toolchain.build_oha(), *module.build_all()]:
         print(built.describe())
     record = module.measure()
     print(f"saved {results.record_path(chapter, 'sweep')} ({record['mode']} mode)")

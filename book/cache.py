@@ -98,9 +98,8 @@ class TooFewConnections(RuntimeError):
 
 
 def build_all() -> list[toolchain.Built]:
-    """The load generator, the Go service and the Java snippet."""
+    """The Go service and the Java snippet."""
     return [
-        toolchain.build_oha(),
         toolchain.build_go(GO_PACKAGE),
         toolchain.build_java(JAVA_SNIPPET),
     ]

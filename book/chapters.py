@@ -3,7 +3,9 @@
 from book import cache, consistency, gc_pauses, gil, json_api, leak, tradeoffs
 
 # chapter file name -> its bench module, in reading order. Each module has
-# CHAPTER, build_all() (everything it runs) and measure() (saves a record).
+# CHAPTER, build_all() (the services it runs; every chapter also needs the
+# load generator, which toolchain.build_and_report builds first) and
+# measure() (saves a record).
 MODULES = {
     module.CHAPTER: module
     for module in (json_api, gc_pauses, leak, gil, cache, tradeoffs, consistency)

@@ -96,9 +96,8 @@ class Schedule:
 
 
 def build_all() -> list[toolchain.Built]:
-    """The load generator and the three services."""
+    """The three services."""
     return [
-        toolchain.build_oha(),
         toolchain.build_go("raftkv"),
         toolchain.build_go("gossipcache"),
         toolchain.build_cargo("raftkv"),

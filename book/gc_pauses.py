@@ -104,7 +104,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan(("java-g1", "go", "rust"), (3.0, 3.0, 3.0), 2.0, 50_000),
-    "default": Plan(tuple(STACKS), (8.0, 8.0, 8.0), 4.0, 200_000),
+    "default": Plan(tuple(STACKS), (6.0, 6.0, 6.0), 3.0, 200_000),
     "full": Plan(tuple(STACKS), (20.0, 20.0, 20.0), 5.0, 200_000),
 }
 
@@ -151,9 +151,8 @@ def expected_answer(body: bytes) -> dict:
 
 
 def build_all() -> list[toolchain.Built]:
-    """Everything this chapter runs: oha and the three services."""
+    """The three services this chapter runs."""
     return [
-        toolchain.build_oha(),
         toolchain.build_java("gc"),
         toolchain.build_go("gcservice"),
         toolchain.build_cargo("gc-service"),

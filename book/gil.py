@@ -147,9 +147,8 @@ def expected_digest(task: str, batches: int, batch_size: int) -> str:
 
 
 def build_all() -> list[toolchain.Built]:
-    """oha, the Rust and Go batch programs, and fastjson-api (Rust's server)."""
+    """The Rust and Go batch programs, and fastjson-api (Rust's server)."""
     return [
-        toolchain.build_oha(),
         toolchain.build_cargo("gil-work"),
         toolchain.build_cargo("fastjson-api"),
         toolchain.build_go("gilwork"),

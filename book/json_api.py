@@ -78,8 +78,8 @@ def expected_summary(body: bytes) -> dict:
 
 
 def build_all() -> list[toolchain.Built]:
-    """Everything this chapter runs: the load generator and fastjson-api."""
-    return [toolchain.build_oha(), toolchain.build_cargo("fastjson-api")]
+    """fastjson-api, in the release build the chapter measures."""
+    return [toolchain.build_cargo("fastjson-api")]
 
 
 def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:

@@ -126,9 +126,8 @@ _BUILT: dict[str, Path] = {}
 
 
 def build_all() -> list[toolchain.Built]:
-    """The load generator, LeakService (javac) and leak-service (cargo)."""
+    """LeakService (javac) and leak-service (cargo)."""
     built = [
-        toolchain.build_oha(),
         toolchain.build_java("leak"),
         toolchain.build_cargo("leak-service"),
     ]

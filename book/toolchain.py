@@ -137,8 +137,9 @@ class _LiveTail:
     cargo build does not flood the page; the whole log is kept on disk.
     """
 
-    def __init__(self, log_file, display_handle=None, lines_shown: int = 12):
+    def __init__(self, log_file, display_handle=None, lines_shown: int = 12, echo=True):
         self._log = log_file
+        self._echo = echo
         self._handle = display_handle
         self._lines: list[str] = []
         self._lines_shown = lines_shown
@@ -146,6 +147,8 @@ class _LiveTail:
 
     def write(self, text: str) -> None:
         self._log.write(text)
+        if not self._echo:
+            return
         if self._handle is None:
             sys.stdout.write(text)
             return
@@ -179,8 +182,17 @@ def _in_notebook() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
-def run_streamed(argv: list[str], name: str, cwd: Path, env: dict | None = None):
+def run_streamed(
+    argv: list[str],
+    name: str,
+    cwd: Path,
+    env: dict | None = None,
+    echo: bool = True,
+):
     """Run a build command, streaming its output while capturing it.
+
+    The whole output goes to .run/build-logs/<name>.log; with `echo` it is
+    also shown (a live tail in a notebook, the terminal otherwise).
 
     subprocess-tee drives the child with asyncio.run, which refuses to start
     inside the event loop a Jupyter kernel is already running, so the call
@@ -192,12 +204,12 @@ def run_streamed(argv: list[str], name: str, cwd: Path, env: dict | None = None)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     handle = None
-    if _in_notebook():
+    if echo and _in_notebook():
         from IPython.display import display
 
         handle = display(_Text(f"{name}: building ..."), display_id=True)
     with open(log_path, "w", encoding="utf-8") as log_file:
-        sink = _LiveTail(log_file, handle)
+        sink = _LiveTail(log_file, handle, echo=echo)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             future = pool.submit(
                 subprocess_tee.run,
@@ -318,17 +330,20 @@ def build_java(snippet_dir: str) -> Built:
     )
 
 
-def build_oha() -> Built:
+def build_oha(echo: bool = True) -> Built:
     """The load generator, built from crates.io into .tools once.
 
-    Reused while the installed binary reports the pinned version.
+    Reused while the installed binary reports the pinned version. With
+    `echo` off the compiler's output goes to the log only (set-up builds
+    oha on a second thread, beside the services).
     """
     if OHA_BIN.exists() and OHA_VERSION in (_version_of(OHA_BIN) or ""):
         return Built("oha", OHA_BIN, None)
     cargo = require("cargo")
     started_s = time.monotonic()
     argv = [cargo, "install", "oha", "--version", OHA_VERSION, "--locked"]
-    handle = run_streamed([*argv, "--root", str(paths.TOOLS_DIR)], "oha", paths.ROOT)
+    argv += ["--root", str(paths.TOOLS_DIR)]
+    handle = run_streamed(argv, "oha", paths.ROOT, echo=echo)
     built = Built("oha", OHA_BIN, time.monotonic() - started_s)
     if handle is not None:
         handle.update(_Text(built.describe()))
@@ -346,11 +361,11 @@ def _version_of(binary: Path) -> str | None:
 
 
 def build_and_report(build_all) -> None:
-    """Run a chapter's builds, printing each; a missing tool is reported with
-    its install command instead of failing the chapter (which then shows its
-    last saved measurement)."""
+    """Build the load generator and a chapter's services, printing each; a
+    missing tool is reported with its install command instead of failing the
+    chapter (which then shows its last saved measurement)."""
     try:
-        builds = build_all()
+        builds = [build_oha(), *build_all()]
     except (ToolMissing, BuildFailed) as error:
         print(f"NOT BUILT: {error}")
         return

@@ -59,7 +59,6 @@ GO = "rust-cache-server"  # php-fpm scales by processes already
 
 def build_all() -> list[toolchain.Built]:
     return [
-        toolchain.build_oha(),
         toolchain.build_cargo("fastjson-api"),
         toolchain.build_go("rust-cache-server"),
         toolchain.build_java("cache"),

@@ -56,3 +56,11 @@ def test_failed_build_names_the_command_and_log():
     argv = [sys.executable, "-c", "import sys; print('error[E0001]'); sys.exit(2)"]
     with pytest.raises(toolchain.BuildFailed, match="exit code 2"):
         toolchain.run_streamed(argv, "fails", toolchain.paths.ROOT)
+
+
+def test_a_build_without_echo_writes_only_its_log(capfd):
+    argv = [sys.executable, "-c", "print('quiet build output')"]
+    toolchain.run_streamed(argv, "quiet-check", toolchain.paths.ROOT, echo=False)
+    assert "quiet build output" not in capfd.readouterr().out
+    log = toolchain.paths.RUN_DIR / "build-logs" / "quiet-check.log"
+    assert "quiet build output" in log.read_text()
