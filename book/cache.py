@@ -875,7 +875,7 @@ PLANS = {
         (100, 1000), hold_s=1.5, hold_many_s=1.5, bench_time_s=0.05, trials=1
     ),
     "default": Plan(
-        (100, 1000, 10000), hold_s=5.0, hold_many_s=10.0, bench_time_s=0.2, trials=1
+        (100, 1000, 10000), hold_s=4.0, hold_many_s=6.0, bench_time_s=0.2, trials=1
     ),
     "full": Plan(
         (100, 1000, 10000), hold_s=10.0, hold_many_s=30.0, bench_time_s=1.0, trials=3

@@ -104,7 +104,7 @@ class Plan:
 
 PLANS = {
     "quick": Plan(("java-g1", "go", "rust"), (3.0, 3.0, 3.0), 2.0, 50_000),
-    "default": Plan(tuple(STACKS), (6.0, 6.0, 6.0), 3.0, 200_000),
+    "default": Plan(tuple(STACKS), (5.0, 5.0, 5.0), 3.0, 200_000),
     "full": Plan(tuple(STACKS), (20.0, 20.0, 20.0), 5.0, 200_000),
 }
 

@@ -261,7 +261,11 @@ class Built:
         printer.text(self.describe())
 
 
-def _build_once(name, product: Path, sources: list[Path], skip, build) -> Built:
+def build_once(name, product: Path, sources: list[Path], skip, build) -> Built:
+    """Run `build` unless `product` exists and was built from these sources.
+
+    `build` may return a display handle, which is told the result.
+    """
     stamp = product.parent / f".{product.name}.stamp"
     digest = sources_hash(sources, skip)
     if product.exists() and stamp.exists() and stamp.read_text() == digest:
@@ -280,7 +284,7 @@ def build_cargo(package: str, binary: str | None = None) -> Built:
     cargo = require("cargo")
     binary = binary or package
     product = paths.RUST_DIR / "target" / "release" / binary
-    return _build_once(
+    return build_once(
         package,
         product,
         [paths.RUST_DIR],
@@ -299,7 +303,7 @@ def build_go(package_dir: str) -> Built:
     name = Path(package_dir).name
     product = paths.GO_DIR / "bin" / name
     product.parent.mkdir(exist_ok=True)
-    return _build_once(
+    return build_once(
         name,
         product,
         [paths.GO_DIR],
@@ -317,7 +321,7 @@ def build_java(snippet_dir: str) -> Built:
     out_dir = paths.TOOLS_DIR / "classes" / snippet_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = sorted(str(p) for p in source_dir.rglob("*.java"))
-    return _build_once(
+    return build_once(
         f"java/{snippet_dir}",
         out_dir,
         [source_dir],

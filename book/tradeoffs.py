@@ -201,8 +201,9 @@ def build_times(cold: bool) -> dict:
     already compiled (crates.io crates for Rust; the standard library and
     modules for Go), as on a developer's machine or with a CI cache; the
     release profile has fat LTO, so every Rust rebuild links the whole
-    program again. incremental: after a one-line change. cold (default and
-    full modes): everything from an empty cache, dependencies included.
+    program again. incremental: after a one-line change. cold (full mode
+    only: on 2 cores it adds two minutes to the book): everything from an
+    empty cache, dependencies included.
     """
     return {
         "rust": _rust_builds(cold),
@@ -385,7 +386,7 @@ def measure(save_as: str = "sweep", counts=None, services=SCALED) -> dict:
         "fingerprint": machine.fingerprint(split),
         "core_split": split.describe(),
     }
-    record["builds"] = build_times(cold=mode.name != "quick")
+    record["builds"] = build_times(cold=mode.name == "full")
     record["sizes"] = artefact_sizes()
     record["start_up"] = {
         key: start_up(key, split.server, max(1, mode.trials)) for key in SERVICES

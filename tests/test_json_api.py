@@ -2,7 +2,7 @@
 
 import json
 
-from book import json_api, paths
+from book import json_api, machine, paths
 
 
 def test_expected_summary_of_twitter_json():
@@ -17,3 +17,12 @@ def test_expected_summary_of_twitter_json():
 def test_payload_cuts_the_statuses():
     body = json.loads(json_api.payload(10).read_bytes())
     assert len(body["statuses"]) == 10
+
+
+def test_the_in_process_bench_parses_the_body_the_load_sends():
+    # HTTP per core against this rate is only fair on the same bytes: the
+    # compact body sent is smaller than the pretty-printed file on disk.
+    cpu = machine.available_cpus()[0]
+    line = json_api.in_process_rate(cpu, duration_s=0.2, statuses=10)
+    assert line["body_bytes"] == json_api.payload(10).stat().st_size
+    assert line["iterations"] > 0 and line["rate_per_s"] > 0
