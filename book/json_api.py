@@ -86,17 +86,19 @@ def build_all() -> list[toolchain.Built]:
 def build_summarise_bench() -> toolchain.Built:
     """The cargo bench that parses and summarises the body in-process.
 
-    Built with the services rather than when the chapter runs it: its
-    dev-dependencies compile a second set of crates, and the set-up runs
-    this beside oha's build, where a core is otherwise idle.
+    Built with the services, by `cargo build --release` rather than `cargo
+    bench`: the same optimised code, but in the release profile, so the
+    crates fastjson-api's build compiled are reused (`cargo bench` compiles
+    them all again under its own profile).
     """
     cargo = toolchain.require("cargo")
     product = paths.RUST_DIR / "target" / "release" / "summarise-bench"
-    bench = ["bench", "--locked", "-p", "fastjson-api", "--bench", "summarise"]
+    bench = ["build", "--release", "--locked", "-p", "fastjson-api"]
+    bench += ["--bench", "summarise"]
 
     def build() -> None:
         built = subprocess.run(
-            [cargo, *bench, "--no-run", "--message-format=json"],
+            [cargo, *bench, "--message-format=json"],
             cwd=paths.RUST_DIR,
             capture_output=True,
             text=True,
@@ -104,7 +106,7 @@ def build_summarise_bench() -> toolchain.Built:
         )
         if built.returncode != 0:
             raise toolchain.BuildFailed(
-                f"`cargo {' '.join(bench)} --no-run` failed:\n{built.stderr[-2000:]}"
+                f"`cargo {' '.join(bench)}` failed:\n{built.stderr[-2000:]}"
             )
         executables = [
             message["executable"]
