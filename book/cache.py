@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -1097,10 +1097,24 @@ def replacement(record: dict) -> str:
 
 
 def memory_verdict(record: dict) -> claims.Verdict:
-    """Java's peak against the Go service's, at the highest connection count."""
+    """Java's peak against the Go service's, at the highest connection count.
+
+    A side that never held every connection paid for fewer of them, so the
+    sentence (which the scoreboard shows too) says so.
+    """
     java = footprint_bytes(top_point(record, "java"))
     go = footprint_bytes(top_point(record, replacement(record)))
-    return claims.ratio_verdict(claims.claim("cache_memory"), java / go)
+    verdict = claims.ratio_verdict(claims.claim("cache_memory"), java / go)
+    short = [
+        f"{TARGETS[target]} held at most {top['accepted_most']:,} of "
+        f"{top['connections']:,} connections"
+        for target in ("java", replacement(record))
+        if (top := top_point(record, target)).get("short")
+    ]
+    if not short:
+        return verdict
+    caveat = " (" + "; ".join(short) + ", so its figure is for fewer)"
+    return replace(verdict, sentence=verdict.sentence + caveat)
 
 
 def _size(n_bytes: float) -> str:
@@ -1130,11 +1144,16 @@ def verdict_text(record: dict) -> str:
     )
     for target in ("java", replacement(record)):
         top = top_point(record, target)
-        if failed_requests(top) or top.get("short"):
+        if top.get("short"):
             lines.append(
-                f"{TARGETS[target]} failed {failed_requests(top):,} requests at "
-                f"this load ({accepted_words(top)}): its memory is that of a "
-                "server turning some clients away."
+                f"{TARGETS[target]} {accepted_words(top)}, and "
+                f"{failed_requests(top):,} requests failed: its memory is "
+                "that of a server turning some clients away."
+            )
+        elif failed_requests(top):
+            lines.append(
+                f"{TARGETS[target]} held every connection, but "
+                f"{failed_requests(top):,} requests failed."
             )
     if n < 10_000:
         why = record.get("limited") or f"{record.get('mode', 'this')} mode"
@@ -1146,14 +1165,16 @@ def verdict_text(record: dict) -> str:
 
 
 def per_connection_bytes(record: dict, target: str) -> float | None:
-    """The slope of peak memory between the lowest and highest counts."""
+    """The slope of peak memory between the lowest and highest counts, per
+    connection the server really held."""
     points = record["points"].get(target) or []
     if len(points) < 2:
         return None
     low, high = points[0], points[-1]
-    return (footprint_bytes(high) - footprint_bytes(low)) / (
-        high["connections"] - low["connections"]
-    )
+    held = min(high["accepted_most"], high["connections"]) - low["connections"]
+    if held <= 0:
+        return None
+    return (footprint_bytes(high) - footprint_bytes(low)) / held
 
 
 def growth_text(record: dict) -> str:
@@ -1187,7 +1208,7 @@ def held_words(point: dict) -> str:
 
 def accepted_words(point: dict) -> str:
     if point["all_accepted_at_s"] is None:
-        return f"never all held (at most {point['accepted_most']:,})"
+        return f"never held them all, at most {point['accepted_most']:,}"
     held_s = point["all_accepted_at_s"]
     return f"all {point['accepted_most']:,} held after {held_s:.1f} s"
 

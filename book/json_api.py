@@ -9,7 +9,6 @@ with the same load.
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -84,40 +83,22 @@ def build_all() -> list[toolchain.Built]:
 
 
 def build_summarise_bench() -> toolchain.Built:
-    """The cargo bench that parses and summarises the body in-process.
+    """The in-process benchmark, rust/fastjson-api/examples/summarise.rs.
 
-    Built with the services, by `cargo build --release` rather than `cargo
-    bench`: the same optimised code, but in the release profile, so the
-    crates fastjson-api's build compiled are reused (`cargo bench` compiles
-    them all again under its own profile).
+    An example target, so it is compiled exactly like the server (a bench
+    target would be built with unwinding) and reuses the crates the server's
+    build compiled.
     """
     cargo = toolchain.require("cargo")
-    product = paths.RUST_DIR / "target" / "release" / "summarise-bench"
-    bench = ["build", "--release", "--locked", "-p", "fastjson-api"]
-    bench += ["--bench", "summarise"]
-
-    def build() -> None:
-        built = subprocess.run(
-            [cargo, *bench, "--message-format=json"],
-            cwd=paths.RUST_DIR,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        if built.returncode != 0:
-            raise toolchain.BuildFailed(
-                f"`cargo {' '.join(bench)}` failed:\n{built.stderr[-2000:]}"
-            )
-        executables = [
-            message["executable"]
-            for message in map(json.loads, built.stdout.splitlines())
-            if message.get("reason") == "compiler-artifact"
-            and message.get("executable")
-        ]
-        shutil.copy2(executables[-1], product)  # a fixed name to find it by
-
+    product = paths.RUST_DIR / "target" / "release" / "examples" / "summarise"
+    argv = [cargo, "build", "--release", "--locked", "-p", "fastjson-api"]
+    argv += ["--example", "summarise"]
     return toolchain.build_once(
-        "fastjson-api bench", product, [paths.RUST_DIR], ("target",), build
+        "fastjson-api bench",
+        product,
+        [paths.RUST_DIR],
+        ("target",),
+        lambda: toolchain.run_streamed(argv, "fastjson-api-bench", paths.RUST_DIR),
     )
 
 
@@ -341,7 +322,7 @@ def measure(
 
 
 def in_process_rate(cpu: int, duration_s: float, statuses: int = 100) -> dict:
-    """The same Rust parse-and-summarise, in-process on one core (cargo bench).
+    """The same Rust parse-and-summarise, in-process on one core.
 
     The gap between this and the HTTP rate per core is what HTTP costs, so
     the bench parses the very body the load sends (payload(statuses), not

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -334,21 +335,26 @@ def build_java(snippet_dir: str) -> Built:
     )
 
 
+_OHA_LOCK = threading.Lock()  # two cargo installs into .tools would collide
+
+
 def build_oha(echo: bool = True) -> Built:
     """The load generator, built from crates.io into .tools once.
 
     Reused while the installed binary reports the pinned version. With
     `echo` off the compiler's output goes to the log only (set-up builds
-    oha on a second thread, beside the services).
+    oha on a second thread, beside the services); a second caller waits
+    for the first build and then reuses it.
     """
-    if OHA_BIN.exists() and OHA_VERSION in (_version_of(OHA_BIN) or ""):
-        return Built("oha", OHA_BIN, None)
-    cargo = require("cargo")
-    started_s = time.monotonic()
-    argv = [cargo, "install", "oha", "--version", OHA_VERSION, "--locked"]
-    argv += ["--root", str(paths.TOOLS_DIR)]
-    handle = run_streamed(argv, "oha", paths.ROOT, echo=echo)
-    built = Built("oha", OHA_BIN, time.monotonic() - started_s)
+    with _OHA_LOCK:
+        if OHA_BIN.exists() and OHA_VERSION in (_version_of(OHA_BIN) or ""):
+            return Built("oha", OHA_BIN, None)
+        cargo = require("cargo")
+        started_s = time.monotonic()
+        argv = [cargo, "install", "oha", "--version", OHA_VERSION, "--locked"]
+        argv += ["--root", str(paths.TOOLS_DIR)]
+        handle = run_streamed(argv, "oha", paths.ROOT, echo=echo)
+        built = Built("oha", OHA_BIN, time.monotonic() - started_s)
     if handle is not None:
         handle.update(_Text(built.describe()))
     return built

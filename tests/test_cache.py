@@ -218,7 +218,22 @@ def test_a_server_that_never_held_every_connection_is_reported_not_hidden():
         short="java: asked for 10,000 connections, the server held at most 9,100",
     )
     verdict = cache.verdict_text(record)
-    assert "failed 1,394 requests" in verdict
-    assert "never all held (at most 9,100)" in verdict
+    assert "never held them all, at most 9,100, and 1,394 requests failed" in verdict
+    # the scoreboard shows this sentence alone: it carries the caveat too
+    assert "held at most 9,100 of 10,000 connections" in (
+        cache.memory_verdict(record).sentence
+    )
     assert "4 of 5 points held every connection" in cache.connections_text(record)
-    assert any("never all held" in line for line in cache.load_text(record))
+    assert any("never held them all" in line for line in cache.load_text(record))
+    # the slope counts the connections the server really held
+    slope = cache.per_connection_bytes(record, "java")
+    assert slope == pytest.approx((1500 - 100) * claims.MIB / (9_100 - 100))
+
+
+def test_failed_requests_with_every_connection_held_are_not_called_short():
+    record = _record(1500, 300)
+    record["points"]["rwmutex"][-1]["errors"] = {"connection reset": 3}
+    verdict = cache.verdict_text(record)
+    assert "held every connection, but 3 requests failed" in verdict
+    assert "turning some clients away" not in verdict
+    assert "held at most" not in cache.memory_verdict(record).sentence

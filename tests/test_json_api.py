@@ -1,6 +1,9 @@
 """The bench's own answer for POST /statuses, and the payloads."""
 
 import json
+import shutil
+
+import pytest
 
 from book import json_api, machine, paths
 
@@ -19,6 +22,7 @@ def test_payload_cuts_the_statuses():
     assert len(body["statuses"]) == 10
 
 
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="needs cargo")
 def test_the_in_process_bench_parses_the_body_the_load_sends():
     # HTTP per core against this rate is only fair on the same bytes: the
     # compact body sent is smaller than the pretty-printed file on disk.

@@ -1,11 +1,17 @@
-//! `cargo bench -p fastjson-api --bench summarise`: how many times per second
-//! one thread parses and summarises a body of statuses, with no HTTP at all.
+//! `cargo run --release -p fastjson-api --example summarise`: how many times
+//! per second one thread parses and summarises a body of statuses, with no
+//! HTTP at all: the in-process benchmark the PHP-FPM chapter runs.
 //!
 //! Compared with the HTTP rate of `POST /statuses` on one core, it shows what
 //! the HTTP layer costs, so it must parse the very bytes the load generator
 //! sends: BENCH_BODY names that file (default: data/twitter.json as stored).
 //! Runs for BENCH_DURATION_S seconds (default 3) after a one-second warm-up,
 //! and prints one JSON line to stdout.
+//!
+//! An example rather than a `cargo bench` target: cargo builds bench targets
+//! with unwinding whatever the release profile says, so a bench would time
+//! differently compiled code than the server runs (and compile every crate
+//! a second time). An example is built exactly like the server.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
