@@ -89,17 +89,7 @@ def build_summarise_bench() -> toolchain.Built:
     target would be built with unwinding) and reuses the crates the server's
     build compiled.
     """
-    cargo = toolchain.require("cargo")
-    product = paths.RUST_DIR / "target" / "release" / "examples" / "summarise"
-    argv = [cargo, "build", "--release", "--locked", "-p", "fastjson-api"]
-    argv += ["--example", "summarise"]
-    return toolchain.build_once(
-        "fastjson-api bench",
-        product,
-        [paths.RUST_DIR],
-        ("target",),
-        lambda: toolchain.run_streamed(argv, "fastjson-api-bench", paths.RUST_DIR),
-    )
+    return toolchain.build_cargo("fastjson-api", example="summarise")
 
 
 def php_stack(max_children: int, cpus: tuple[int, ...]) -> Server:

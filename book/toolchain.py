@@ -280,21 +280,24 @@ def build_once(name, product: Path, sources: list[Path], skip, build) -> Built:
     return built
 
 
-def build_cargo(package: str, binary: str | None = None) -> Built:
-    """A release binary from the Cargo workspace (fat LTO, one codegen unit)."""
+def build_cargo(package: str, example: str | None = None) -> Built:
+    """A release binary from the Cargo workspace (fat LTO, one codegen unit):
+    the package's own, or an example of it, compiled exactly like it (the
+    workspace's examples are in-process benchmarks, hence the name)."""
     cargo = require("cargo")
-    binary = binary or package
-    product = paths.RUST_DIR / "target" / "release" / binary
+    argv = [cargo, "build", "--release", "--locked", "-p", package]
+    product = paths.RUST_DIR / "target" / "release" / package
+    name = package
+    if example is not None:
+        argv += ["--example", example]
+        product = product.parent / "examples" / example
+        name = f"{package} bench"
     return build_once(
-        package,
+        name,
         product,
         [paths.RUST_DIR],
         ("target",),
-        lambda: run_streamed(
-            [cargo, "build", "--release", "--locked", "-p", package],
-            package,
-            paths.RUST_DIR,
-        ),
+        lambda: run_streamed(argv, name.replace(" ", "-"), paths.RUST_DIR),
     )
 
 
